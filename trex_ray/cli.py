@@ -1,0 +1,182 @@
+"""The ``trex`` command: run, resume, status, report, tasks.
+
+    trex run sentiment --max-nodes 10
+    trex run task.yaml --run-dir runs/mine budget.compute_seconds=600
+    trex resume runs/mine
+    trex report runs/mine --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from trex_ray.spec import SpecError, TaskSpec, load_task
+
+log = logging.getLogger("trex")
+
+
+class UserError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, SpecError) as exc:
+        print(f"trex: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trex: interrupted; `trex resume RUN_DIR` continues the run", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("TREX_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"trex: error: {type(exc).__name__}: {first} (set TREX_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trex", description="Tree search for LLM fine-tuning, on Ray.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a search on a task (a built-in name or a YAML file)")
+    run.add_argument("task", help="built-in task name (see `trex tasks`) or path to a task YAML")
+    run.add_argument("overrides", nargs="*", help="task overrides, e.g. budget.max_nodes=8")
+    run.add_argument("--max-nodes", type=int, help="experiments to run beyond the base model")
+    run.add_argument("--run-dir", help="where the run lives (default: runs/<task>-<time>)")
+    run.add_argument("--planner", help="planner name (default: heuristic)")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local cluster)")
+    run.add_argument("--quiet", action="store_true", help="no live display")
+    run.set_defaults(func=cmd_run)
+
+    resume = sub.add_parser("resume", help="continue a stopped or crashed run")
+    resume.add_argument("run_dir")
+    resume.add_argument("--address")
+    resume.add_argument("--quiet", action="store_true")
+    resume.set_defaults(func=cmd_resume)
+
+    status = sub.add_parser("status", help="state of a run (live: read from its journal)")
+    status.add_argument("run_dir")
+    status.set_defaults(func=cmd_status)
+
+    report = sub.add_parser("report", help="leaderboard and summary of a run")
+    report.add_argument("run_dir")
+    report.add_argument("--format", choices=["text", "json"], default="text")
+    report.set_defaults(func=cmd_report)
+
+    tasks = sub.add_parser("tasks", help="list built-in tasks")
+    tasks.set_defaults(func=cmd_tasks)
+    return p
+
+
+def resolve_task(name_or_path: str, overrides: list[str]) -> TaskSpec:
+    from trex_ray.ftbench import builtin_task, list_builtin_tasks
+
+    names = [n for n, _ in list_builtin_tasks()]
+    if name_or_path in names and not Path(name_or_path).exists():
+        return load_task(builtin_task(name_or_path).model_dump(mode="json"), overrides)
+    if not Path(name_or_path).exists():
+        raise UserError(f"task {name_or_path!r}: no such file or built-in task; built-ins: {', '.join(names)}")
+    return load_task(name_or_path, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.max_nodes is not None:
+        overrides.append(f"budget.max_nodes={args.max_nodes}")
+    if args.planner:
+        overrides.append(f"search.planner={args.planner}")
+    task = resolve_task(args.task, overrides)
+    _check_planner(task)
+    if args.run_dir and (Path(args.run_dir) / "journal.jsonl").exists():
+        raise UserError(f"--run-dir {args.run_dir}: a run already lives there; use `trex resume {args.run_dir}`")
+    return _run(task, args.run_dir, args.address, not args.quiet)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from trex_ray.runtime.driver import task_of
+
+    try:
+        task = task_of(args.run_dir)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    return _run(task, args.run_dir, args.address, not args.quiet)
+
+
+def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -> int:
+    from trex_ray.report import leaderboard, summary
+    from trex_ray.runtime.driver import run
+
+    tree, path = run(task, run_dir, address=address, live=live)
+    info = summary(tree, task)
+    print(leaderboard(tree, task))
+    best = info["best"]
+    if best:
+        print(f"\nbest: {best['node_id']} {task.metric.name.value}={best['metric']:.4f} "
+              f"(base {info['base_metric']}) — {best['plan']}")
+    print(f"nodes: {info['finished_nodes']} finished, {info['counts']}; peak running at once: "
+          f"{info['peak_concurrency']}; stopped because: {info['stop_reason']}")
+    print(f"run lives in {path}")
+    return 0
+
+
+def _check_planner(task: TaskSpec) -> None:
+    from trex_ray.research import planner_names
+
+    if task.search.planner not in planner_names():
+        raise UserError(f"search.planner: unknown planner {task.search.planner!r}; use one of {planner_names()}")
+
+
+def _load_tree(run_dir: str):  # type: ignore[no-untyped-def]
+    from trex_ray.runtime.driver import task_of
+    from trex_ray.store import Store
+
+    try:
+        task = task_of(run_dir)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    return task, Store(run_dir).replay()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from trex_ray.report import leaderboard, summary
+
+    task, tree = _load_tree(args.run_dir)
+    info = summary(tree, task)
+    state = f"finished ({info['stop_reason']})" if info["stop_reason"] else "in progress or interrupted"
+    print(f"run {info['run_id']} of {task.name}: {state}; nodes {info['counts']}")
+    print(leaderboard(tree, task))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trex_ray.report import leaderboard, summary
+
+    task, tree = _load_tree(args.run_dir)
+    if args.format == "json":
+        print(json.dumps(summary(tree, task), default=str))
+    else:
+        print(leaderboard(tree, task, top=len(tree)))
+        for text in summary(tree, task)["insights"]:
+            print(f"  insight: {text}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from trex_ray.ftbench import list_builtin_tasks
+
+    for name, description in list_builtin_tasks():
+        print(f"{name:<12} {description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

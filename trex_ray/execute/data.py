@@ -1,0 +1,536 @@
+"""Data preparation: load sources, apply a recipe's data ops, render prompts, cache by hash.
+
+A recipe is a list of ops from the ``OPS`` registry, applied in order to the task's train
+sources; the result is split into train / val, rendered with ``TEMPLATES[recipe.template]``
+and saved under ``cache_dir/data/<hash>/``, where any later node or run with the same recipe,
+data spec, template and seed finds it.
+
+Example::
+
+    from trex_ray.ftbench import builtin_task
+    from trex_ray.spec import DataOp, DataRecipe
+
+    recipe = DataRecipe(ops=[DataOp(op="dedup"), DataOp(op="label_noise_filter")], template="instruct")
+    prepared = prepare(recipe, builtin_task("sentiment"), Path("/tmp/trex-cache"))
+    prepared.train[0]["prompt"], prepared.stats["ops"]
+
+A new op: ``@register_op("name")`` on ``def op(ds, params, ctx) -> Dataset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import statistics
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+from datasets import Dataset, DatasetDict, Value
+
+from trex_ray.execute.metrics import normalize
+from trex_ray.ftbench.generators import GENERATOR_VERSION, generate, task_names
+from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
+
+logger = logging.getLogger(__name__)
+
+DATA_FORMAT_VERSION = 1  # bump when prepare's output changes, so that caches invalidate
+VAL_FRACTION, VAL_MAX = 0.10, 200
+NOISE_DEFAULTS: dict[str, Any] = {"threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto"}
+
+
+class DataError(ValueError):
+    """A data source or data op is wrong; the message is one line naming it and the fix."""
+
+
+@dataclass(frozen=True)
+class OpContext:
+    """What an op may know besides its input: the task (its sources, name) and the seed."""
+
+    task: TaskSpec
+    seed: int = 0
+
+    def rng(self, op: str) -> random.Random:
+        return random.Random(f"{op}:{self.seed}")
+
+
+Op = Callable[[Dataset, dict[str, Any], OpContext], Dataset]
+OPS: dict[str, Op] = {}
+
+
+def register_op(name: str) -> Callable[[Op], Op]:
+    """Decorator adding a data op to ``OPS`` under ``name``."""
+
+    def wrap(fn: Op) -> Op:
+        OPS[name] = fn
+        return fn
+
+    return wrap
+
+
+@dataclass
+class PreparedData:
+    train: Dataset
+    val: Dataset
+    eval: Dataset
+    hash: str
+    path: Path
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# --- loading ---------------------------------------------------------------------------------
+def load_source(src: DataSource) -> Dataset:
+    """One source as a Dataset with string columns ``input`` and ``target``."""
+    if src.kind == "builtin":
+        ds = _load_builtin(src)
+    elif src.kind == "local":
+        ds = _load_local(src)
+    else:
+        ds = _load_hub(src)
+    ds = _standard_columns(ds, src)
+    if src.limit is not None and src.limit < len(ds):
+        ds = ds.select(range(src.limit))
+    return ds
+
+
+def _load_builtin(src: DataSource) -> Dataset:
+    name = src.id.removeprefix("builtin:")
+    if name not in task_names():
+        known = [f"builtin:{n}" for n in task_names()]
+        raise DataError(f"data source {src.id!r}: no such built-in task; use one of {known}")
+    try:
+        records = generate(name, src.split)
+    except ValueError as exc:
+        raise DataError(f"data source {src.id!r}: {exc}") from exc
+    return Dataset.from_list(records)
+
+
+def _load_local(src: DataSource) -> Dataset:
+    path = Path(src.id).expanduser()
+    if not path.is_file():
+        raise DataError(f"data source {src.id!r}: file not found; fix the path (relative to {Path.cwd()})")
+    builder = "parquet" if path.suffix == ".parquet" else "json"
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as exc:  # noqa: BLE001 - any reader error becomes one clear line
+        raise DataError(
+            f"data source {src.id!r}: cannot read it as {builder} ({type(exc).__name__}: {str(exc)[:120]}); "
+            "fix the file (one JSON object per line for .jsonl)"
+        ) from exc
+
+
+def _load_hub(src: DataSource) -> Dataset:
+    try:
+        return datasets.load_dataset(src.id, split=src.split)
+    except Exception as exc:  # noqa: BLE001 - offline, gated, missing: all end here
+        raise DataError(
+            f"data source {src.id!r} (split {src.split!r}): cannot load it from the Hugging Face hub "
+            f"({type(exc).__name__}: {str(exc)[:120]}); fix: check the id and network, or save it "
+            "to a local .jsonl/.parquet file and use that path as the source id"
+        ) from exc
+
+
+def _standard_columns(ds: Dataset, src: DataSource) -> Dataset:
+    for field_name, column in (("input_field", src.input_field), ("target_field", src.target_field)):
+        if column not in ds.column_names:
+            raise DataError(
+                f"data source {src.id!r}: no column {column!r}; set {field_name} to one of {ds.column_names}"
+            )
+    ds = ds.select_columns([src.input_field, src.target_field])
+    pairs = ((src.input_field, "input"), (src.target_field, "target"))
+    renames = {old: new for old, new in pairs if old != new}
+    ds = ds.rename_columns(renames) if renames else ds
+    for column in ("input", "target"):
+        if ds.features[column] != Value("string"):
+            ds = ds.cast_column(column, Value("string"))
+    return ds
+
+
+def load_train(task: TaskSpec) -> Dataset:
+    """The task's train sources concatenated, with a ``source`` column naming each row's source id."""
+    parts = []
+    for src in task.data.train:
+        ds = load_source(src)
+        parts.append(ds.add_column("source", [src.id] * len(ds)))
+    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+# --- op helpers ------------------------------------------------------------------------------
+def _params(op: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        allowed = sorted(defaults) or "no params"
+        raise DataError(f"data op {op!r}: unknown params {unknown}; use only {allowed}")
+    return {**defaults, **params}
+
+
+def _number(op: str, name: str, value: Any, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise DataError(f"data op {op!r}: {name}={value!r}; use a number in [{low}, {high}]")
+    return value
+
+
+def _words(text: str) -> list[str]:
+    return str(text).split()
+
+
+def _col(ds: Dataset, name: str) -> list[Any]:
+    return list(ds[name])
+
+
+# --- ops -------------------------------------------------------------------------------------
+@register_op("source_mix")
+def source_mix(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
+    """Resample to ``n`` examples, each train source in proportion to its weight.
+
+    Weights come from the task's ``DataSource.weight`` unless ``weights: {source_id: w}``
+    overrides them; a source smaller than its quota is repeated (upsampled).
+    """
+    p = _params("source_mix", params, {"n": len(ds), "weights": {}})
+    n = int(_number("source_mix", "n", p["n"], 1))
+    weights = {src.id: src.weight for src in ctx.task.data.train}
+    if not isinstance(p["weights"], dict) or set(p["weights"]) - set(weights):
+        bad = p["weights"]
+        raise DataError(f"data op 'source_mix': weights={bad!r}; map source ids {sorted(weights)} to numbers")
+    weights.update({k: _number("source_mix", f"weights[{k}]", v, 0) for k, v in p["weights"].items()})
+    groups: dict[str, list[int]] = defaultdict(list)
+    has_source = "source" in ds.column_names
+    for i, source in enumerate(_col(ds, "source") if has_source else [ctx.task.data.train[0].id] * len(ds)):
+        groups[source].append(i)
+    total = sum(weights[s] for s in groups) or 1.0
+    rng, chosen = ctx.rng("source_mix"), []
+    for source in sorted(groups):
+        quota, pool = round(n * weights[source] / total), groups[source]
+        rng.shuffle(pool)
+        chosen += [pool[i % len(pool)] for i in range(quota)]
+    rng.shuffle(chosen)
+    return ds.select(chosen)
+
+
+@register_op("dedup")
+def dedup(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
+    """Drop exact duplicates of the normalized input (``key: input_target`` also compares the target)."""
+    p = _params("dedup", params, {"key": "input"})
+    if p["key"] not in ("input", "input_target"):
+        raise DataError(f"data op 'dedup': key={p['key']!r}; use 'input' or 'input_target'")
+    targets = _col(ds, "target") if p["key"] == "input_target" else [""] * len(ds)
+    seen: set[tuple[str, str]] = set()
+    keep = []
+    for i, (text, target) in enumerate(zip(_col(ds, "input"), targets, strict=True)):
+        key = (normalize(text), normalize(target))
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return ds.select(keep)
+
+
+@register_op("length_filter")
+def length_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
+    """Keep examples whose input + target word count lies in [``min_words``, ``max_words``]."""
+    p = _params("length_filter", params, {"min_words": 1, "max_words": 48})
+    low = _number("length_filter", "min_words", p["min_words"], 0)
+    high = _number("length_filter", "max_words", p["max_words"], low)
+    pairs = zip(_col(ds, "input"), _col(ds, "target"), strict=True)
+    sizes = [len(_words(x)) + len(_words(y)) for x, y in pairs]
+    keep = [i for i, size in enumerate(sizes) if low <= size <= high]
+    return ds.select(keep)
+
+
+@register_op("subsample")
+def subsample(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
+    """A seeded random subset of ``n`` examples or of a ``fraction`` of them (order kept)."""
+    p = _params("subsample", params, {"n": None, "fraction": None})
+    if (p["n"] is None) == (p["fraction"] is None):
+        raise DataError("data op 'subsample': give exactly one of n (a count) or fraction (0-1]")
+    if p["n"] is not None:
+        k = int(_number("subsample", "n", p["n"], 1))
+    else:
+        k = round(len(ds) * _number("subsample", "fraction", p["fraction"], 0, 1))
+    k = min(k, len(ds))
+    return ds.select(sorted(ctx.rng("subsample").sample(range(len(ds)), k)))
+
+
+@register_op("label_noise_filter")
+def label_noise_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
+    """Drop likely-mislabeled examples, judged from the data alone.
+
+    Label targets: out-of-fold naive Bayes; drop an example when its given label's
+    probability is below ``threshold``. Free-text targets: drop an example when less than
+    ``min_overlap`` of its target's words occur in its input. ``mode``: auto / label / text.
+    """
+    p = _params("label_noise_filter", params, NOISE_DEFAULTS)
+    if p["mode"] not in ("auto", "label", "text"):
+        raise DataError(f"data op 'label_noise_filter': mode={p['mode']!r}; use 'auto', 'label' or 'text'")
+    _number("label_noise_filter", "threshold", p["threshold"], 0, 1)
+    _number("label_noise_filter", "min_overlap", p["min_overlap"], 0, 1)
+    _number("label_noise_filter", "folds", p["folds"], 2, 100)
+    flags = noise_flags(_col(ds, "input"), _col(ds, "target"), p, ctx.seed)
+    return ds.select([i for i, bad in enumerate(flags) if not bad])
+
+
+# --- noise scoring ---------------------------------------------------------------------------
+def looks_like_labels(targets: list[str]) -> bool:
+    """Targets are class labels: short (<= 3 words) and few distinct values."""
+    if not targets:
+        return False
+    distinct = {normalize(t) for t in targets}
+    few = len(distinct) <= min(50, max(2, len(targets) // 5))
+    return few and all(len(_words(t)) <= 3 for t in targets)
+
+
+_NEGATIONS = frozenset({"not", "no", "never", "without"})
+
+
+def _features(text: str) -> list[str]:
+    """Bag of words with negation marking: the word after "not" becomes "not_<word>"."""
+    out: list[str] = []
+    negate = False
+    for word in normalize(text).split():
+        if word in _NEGATIONS:
+            negate = True
+            continue
+        out.append(f"not_{word}" if negate else word)
+        negate = False
+    return out
+
+
+@dataclass
+class _NaiveBayes:
+    """Multinomial naive Bayes with add-one smoothing over string features."""
+
+    log_prior: dict[str, float]
+    log_lik: dict[str, dict[str, float]]
+    log_unseen: dict[str, float]
+
+    @classmethod
+    def fit(cls, rows: list[tuple[list[str], str]]) -> _NaiveBayes:
+        priors: Counter[str] = Counter(label for _, label in rows)
+        counts: dict[str, Counter[str]] = {label: Counter() for label in priors}
+        for feats, label in rows:
+            counts[label].update(feats)
+        vocab = len({f for c in counts.values() for f in c}) + 1
+        log_prior, log_lik, log_unseen = {}, {}, {}
+        for label, c in counts.items():
+            denom = sum(c.values()) + vocab
+            log_prior[label] = math.log(priors[label] / len(rows))
+            log_lik[label] = {f: math.log((k + 1) / denom) for f, k in c.items()}
+            log_unseen[label] = math.log(1 / denom)
+        return cls(log_prior, log_lik, log_unseen)
+
+    def prob(self, feats: list[str], label: str) -> float:
+        """P(label | features); 0 for a label never seen in training."""
+        if label not in self.log_prior:
+            return 0.0
+        logp = {
+            y: prior + sum(self.log_lik[y].get(f, self.log_unseen[y]) for f in feats)
+            for y, prior in self.log_prior.items()
+        }
+        top = max(logp.values())
+        return math.exp(logp[label] - top) / sum(math.exp(v - top) for v in logp.values())
+
+
+def label_scores(inputs: list[str], labels: list[str], folds: int = 5, seed: int = 0) -> list[float]:
+    """Out-of-fold naive-Bayes probability of each example's own label (low = suspicious)."""
+    rows = [(_features(x), normalize(y)) for x, y in zip(inputs, labels, strict=True)]
+    order = list(range(len(rows)))
+    random.Random(f"noise:{seed}").shuffle(order)
+    scores = [1.0] * len(rows)
+    for k in range(min(folds, len(rows))):
+        held = set(order[k::folds])
+        rest = [rows[i] for i in order if i not in held]
+        if not rest:
+            continue
+        model = _NaiveBayes.fit(rest)
+        for i in held:
+            scores[i] = model.prob(*rows[i])
+    return scores
+
+
+def overlap_scores(inputs: list[str], targets: list[str]) -> list[float]:
+    """Fraction of each target's words that occur in its input (low = unrelated target)."""
+    out = []
+    for x, y in zip(inputs, targets, strict=True):
+        source, words = set(normalize(x).split()), normalize(y).split()
+        out.append(sum(w in source for w in words) / len(words) if words else 0.0)
+    return out
+
+
+def noise_flags(inputs: list[str], targets: list[str], params: dict[str, Any], seed: int = 0) -> list[bool]:
+    """Which examples the noise filter would drop (True = likely noisy)."""
+    mode = params.get("mode", "auto")
+    if mode == "label" or (mode == "auto" and looks_like_labels(targets)):
+        scores = label_scores(inputs, targets, int(params.get("folds", 5)), seed)
+        return [s < params.get("threshold", 0.2) for s in scores]
+    return [s < params.get("min_overlap", 0.5) for s in overlap_scores(inputs, targets)]
+
+
+# --- prepare ---------------------------------------------------------------------------------
+def _file_stamp(src: DataSource) -> list[int] | None:
+    path = Path(src.id).expanduser()
+    if src.kind != "local" or not path.is_file():
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0) -> str:
+    """Content hash of a prepared dataset: recipe, data spec, template, task name, seed, file stamps."""
+    blob = {
+        "format": DATA_FORMAT_VERSION,
+        "generators": GENERATOR_VERSION,
+        "recipe": recipe.model_dump(mode="json"),
+        "data": task.data.model_dump(mode="json"),
+        "task": task.name,
+        "template": TEMPLATES.get(recipe.template, recipe.template),
+        "seed": seed,
+        "files": [_file_stamp(s) for s in [*task.data.train, task.data.eval]],
+    }
+    text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def render(ds: Dataset, template: str, task_name: str) -> Dataset:
+    """Add the ``prompt`` column: ``TEMPLATES[template]`` formatted with each input and the task name."""
+    if template not in TEMPLATES:
+        raise DataError(f"data recipe template {template!r} is unknown; use one of {sorted(TEMPLATES)}")
+    fmt = TEMPLATES[template]
+    prompts = [fmt.format(input=x, task=task_name) for x in _col(ds, "input")]
+    return ds.add_column("prompt", prompts)
+
+
+def apply_ops(ds: Dataset, recipe: DataRecipe, ctx: OpContext) -> tuple[Dataset, list[dict[str, Any]]]:
+    """Run the recipe's ops in order; returns the result and per-op counts."""
+    log = []
+    for op in recipe.ops:
+        if op.op not in OPS:
+            raise DataError(f"data op {op.op!r} is unknown; use one of {sorted(OPS)}")
+        before = len(ds)
+        ds = OPS[op.op](ds, dict(op.params), ctx)
+        log.append({"op": op.op, "params": dict(op.params), "before": before, "after": len(ds)})
+        logger.info("data op %s: %d -> %d examples", op.op, before, len(ds))
+    if len(ds) == 0:
+        names = [o.op for o in recipe.ops]
+        raise DataError(f"data recipe {names} removed every train example; loosen its params")
+    return ds, log
+
+
+def split_val(ds: Dataset, seed: int) -> tuple[Dataset, Dataset]:
+    """Hold out 10 % of train (at most 200, at least 1 when there are 2+ examples), seeded."""
+    n_val = min(VAL_MAX, max(1, round(VAL_FRACTION * len(ds)))) if len(ds) >= 2 else 0
+    order = list(range(len(ds)))
+    random.Random(f"val:{seed}").shuffle(order)
+    val_idx = set(order[:n_val])
+    train_idx = [i for i in range(len(ds)) if i not in val_idx]
+    return ds.select(train_idx), ds.select(sorted(val_idx))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence datasets' progress bars for a moment, restoring the caller's choice after."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def _save_atomic(parts: DatasetDict, stats: dict[str, Any], path: Path) -> None:
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        with _quiet():
+            parts.save_to_disk(str(tmp))
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        if not (path / "stats.json").is_file():  # not a lost race with another writer
+            raise
+        logger.debug("prepared data %s was written meanwhile by another process", path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_cached(path: Path, digest: str) -> PreparedData:
+    parts = datasets.load_from_disk(str(path))
+    stats = {**json.loads((path / "stats.json").read_text()), "cached": True}
+    return PreparedData(parts["train"], parts["val"], parts["eval"], digest, path, stats)
+
+
+def prepare(recipe: DataRecipe, task: TaskSpec, cache_dir: Path, seed: int = 0) -> PreparedData:
+    """Prepared train / val / eval sets for a recipe, from the cache when already made."""
+    digest = data_hash(recipe, task, seed)
+    path = Path(cache_dir) / "data" / digest
+    if (path / "stats.json").is_file():
+        logger.info("prepared data %s: cache hit", digest)
+        return _load_cached(path, digest)
+    start = time.monotonic()
+    ctx = OpContext(task=task, seed=seed)
+    ds = load_train(task)
+    loaded = len(ds)
+    ds, op_log = apply_ops(ds, recipe, ctx)
+    train, val = split_val(ds, seed)
+    parts = DatasetDict({
+        "train": render(train, recipe.template, task.name),
+        "val": render(val, recipe.template, task.name),
+        "eval": render(load_source(task.data.eval), recipe.template, task.name),
+    })
+    stats = {"hash": digest, "loaded": loaded, "ops": op_log, "train": len(parts["train"]),
+             "val": len(parts["val"]), "eval": len(parts["eval"]), "template": recipe.template,
+             "seconds": round(time.monotonic() - start, 3), "cached": False}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(parts, stats, path)
+    logger.info("prepared data %s: %d train, %d val, %d eval", digest, len(train), len(val), stats["eval"])
+    return PreparedData(parts["train"], parts["val"], parts["eval"], digest, path, stats)
+
+
+# --- profile ---------------------------------------------------------------------------------
+def _length_stats(texts: list[str]) -> dict[str, float]:
+    lengths = sorted(len(_words(t)) for t in texts) or [0]
+    return {"mean": round(statistics.fmean(lengths), 2), "p50": lengths[len(lengths) // 2],
+            "p95": lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))], "max": lengths[-1]}
+
+
+def _outlier_bound(texts: list[str]) -> int:
+    """A ``length_filter`` max_words (input + target) above which lengths are outliers: Q3 + 2 IQR."""
+    lengths = sorted(len(_words(t)) for t in texts) or [0]
+    q1, q3 = lengths[len(lengths) // 4], lengths[(3 * len(lengths)) // 4]
+    return int(q3 + 2 * (q3 - q1)) + 1
+
+
+def profile(task: TaskSpec, max_examples: int = 5000, seed: int = 0) -> dict[str, Any]:
+    """A data profile for the planner: sizes, duplicates, lengths, label balance, estimated noise."""
+    ds = load_train(task)
+    n = len(ds)
+    if n > max_examples:
+        ds = ds.select(sorted(random.Random(f"profile:{seed}").sample(range(n), max_examples)))
+    inputs, targets = _col(ds, "input"), _col(ds, "target")
+    is_labels = looks_like_labels(targets)
+    flags = noise_flags(inputs, targets, {"mode": "label" if is_labels else "text"}, seed)
+    out: dict[str, Any] = {
+        "train_examples": n,
+        "sources": {src.id: src.weight for src in task.data.train},
+        "duplicate_fraction": round(1 - len({normalize(x) for x in inputs}) / max(1, len(inputs)), 4),
+        "input_words": _length_stats(inputs),
+        "target_words": _length_stats(targets),
+        "suggested_max_words": _outlier_bound([f"{x} {y}" for x, y in zip(inputs, targets, strict=True)]),
+        "targets_are_labels": is_labels,
+        "noise_estimate": round(sum(flags) / max(1, len(flags)), 4),
+        "noise_scorer": "naive_bayes_out_of_fold" if is_labels else "target_input_overlap",
+    }
+    out["input_words_p95"], out["target_words_p95"] = out["input_words"]["p95"], out["target_words"]["p95"]
+    if is_labels:
+        counts = Counter(normalize(t) for t in targets)
+        out["label_distribution"] = {k: round(v / len(targets), 4) for k, v in counts.most_common()}
+    return out

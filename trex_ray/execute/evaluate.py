@@ -1,0 +1,126 @@
+"""Evaluation backends behind one small contract, and ``evaluate`` scoring a checkpoint on a split.
+
+A backend turns prompts into completions for a model directory (plus an optional LoRA adapter
+directory). ``HFBackend`` runs greedy ``generate`` with transformers on any device; a vLLM
+backend plugs in with ``register_backend``.
+
+Example::
+
+    backend = get_backend("hf")
+    metric, metrics, samples = evaluate(backend, base_dir, checkpoint, adapter=False,
+                                        eval_ds=prepared.eval, metric_name="accuracy",
+                                        max_new_tokens=2, batch_size=64)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+
+from trex_ray.execute.metrics import all_scores, score
+from trex_ray.execute.models import checkpoint_base, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+N_SAMPLES = 5
+
+
+class EvalBackend(Protocol):
+    """Greedy completions of ``prompts``, only the new text, stripped.
+
+    Example::
+
+        class Echo:
+            name = "echo"
+            def generate(self, model_dir, adapter_dir, prompts, max_new_tokens, batch_size):
+                return ["" for _ in prompts]
+    """
+
+    name: str
+
+    def generate(
+        self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int, batch_size: int
+    ) -> list[str]: ...
+
+
+class HFBackend:
+    """transformers ``generate``: batched, left-padded, greedy; the adapter (if any) merged in."""
+
+    name = "hf"
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _load(self, model_dir: str, adapter_dir: str | None) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        if adapter_dir:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        tokenizer = load_tokenizer(adapter_dir or model_dir, padding_side="left")
+        return model.to(self.device).eval(), tokenizer
+
+    @torch.no_grad()
+    def _batch(self, model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> list[str]:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        out = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+        new = out[:, enc["input_ids"].shape[1]:]
+        return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def generate(
+        self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int, batch_size: int
+    ) -> list[str]:
+        model, tokenizer = self._load(model_dir, adapter_dir)
+        preds: list[str] = []
+        for i in range(0, len(prompts), batch_size):
+            preds += self._batch(model, tokenizer, prompts[i:i + batch_size], max_new_tokens)
+        return preds
+
+
+_BACKENDS: dict[str, Callable[[], EvalBackend]] = {"hf": HFBackend}
+
+
+def register_backend(name: str, factory: Callable[[], EvalBackend]) -> None:
+    """Make ``get_backend(name)`` build backends with ``factory`` (e.g. a vLLM engine wrapper)."""
+    _BACKENDS[name] = factory
+
+
+def get_backend(name: str) -> EvalBackend:
+    if name not in _BACKENDS:
+        raise ValueError(f"eval backend {name!r} is unknown; use one of {sorted(_BACKENDS)}")
+    return _BACKENDS[name]()
+
+
+def evaluate(
+    backend: EvalBackend,
+    base_dir: str,
+    checkpoint: str | None,
+    adapter: bool,
+    eval_ds: Any,
+    metric_name: str,
+    max_new_tokens: int,
+    batch_size: int,
+) -> tuple[float, dict[str, float], list[dict[str, str]]]:
+    """Score a model on ``eval_ds`` (columns ``prompt``, ``target``): the task metric, all metrics,
+    and a few samples. ``checkpoint`` None means the base model; ``adapter`` says it is a LoRA one,
+    applied to the model its ``trex_checkpoint.json`` names (else ``base_dir``)."""
+    model_dir = base_dir if not checkpoint else checkpoint_base(checkpoint, base_dir) if adapter else checkpoint
+    adapter_dir = checkpoint if checkpoint and adapter else None
+    prompts, refs = list(eval_ds["prompt"]), list(eval_ds["target"])
+    preds = backend.generate(str(model_dir), adapter_dir, prompts, max_new_tokens, batch_size)
+    metric = score(metric_name, preds, refs)
+    metrics = all_scores(preds, refs)
+    samples = [{"prompt": p, "prediction": y, "target": t} for p, y, t in zip(prompts, preds, refs)][:N_SAMPLES]
+    logger.info("eval %s (%s): %s = %.4f on %d examples", model_dir, backend.name, metric_name, metric, len(refs))
+    return metric, metrics, samples

@@ -1,0 +1,150 @@
+"""``run_plan(plan, ctx) -> Result``: the one pure entry point of execution.
+
+Materialize the base model, prepare the data, train (through ``ctx.launcher``) unless the plan's
+mode is ``none``, evaluate, and describe it all in a ``Result``. A failing trial never raises:
+it becomes ``Outcome.failed`` with a ``FailureKind`` and a one-line error.
+
+Example::
+
+    ctx = RunContext(task=builtin_task("sentiment"), node_id="n1", work_dir=Path("runs/n1"),
+                     cache_dir=Path(".cache/trex"), launcher=InProcessLauncher())
+    result = run_plan(Plan(train=TrainRecipe(mode="full", learning_rate=3e-3)), ctx)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trex_ray.execute.context import RunContext
+from trex_ray.execute.evaluate import evaluate, get_backend
+from trex_ray.execute.models import materialize_base_model
+from trex_ray.execute.train import train_loop
+from trex_ray.spec import Cost, FailureKind, Outcome, Plan, Progress, Result, TrainMode
+
+logger = logging.getLogger(__name__)
+
+PACKAGES = ("torch", "transformers", "deepspeed", "peft", "datasets", "ray")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def provenance(plan: Plan) -> dict[str, Any]:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
+    return {"seed": plan.seed, "plan_hash": plan.hash, "versions": versions(),
+            "hostname": socket.gethostname(), "device": device}
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _resources(ctx: RunContext) -> float:
+    r = ctx.task.resources
+    return r.num_workers * (r.gpus_per_worker if r.gpus_per_worker else r.cpus_per_worker)
+
+
+def _parent(plan: Plan, ctx: RunContext) -> tuple[str | None, bool]:
+    if plan.train.warm_start and ctx.parent_checkpoint:
+        return str(ctx.parent_checkpoint), bool(ctx.parent_adapter)
+    return None, False
+
+
+def train_config(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> dict[str, Any]:
+    """What ``train_loop`` needs: paths and numbers, plus the progress callback."""
+    parent, parent_adapter = _parent(plan, ctx)
+    checkpoint = Path(ctx.work_dir) / "checkpoint"
+    if checkpoint.exists():  # a retried node starts clean
+        shutil.rmtree(checkpoint)
+    return {
+        "base_dir": str(base), "train_path": str(data_path / "train"), "val_path": str(data_path / "val"),
+        "output_dir": str(checkpoint), "mode": plan.train.mode.value,
+        "recipe": plan.train.model_dump(mode="json"), "seed": plan.seed,
+        "max_seq_len": ctx.task.model.max_seq_len, "parent_checkpoint": parent,
+        "parent_adapter": parent_adapter, "progress": ctx.on_progress,
+        "num_threads": max(1, int(ctx.task.resources.cpus_per_worker)),
+    }
+
+
+def _train(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> dict[str, Any]:
+    if plan.train.mode is TrainMode.none:
+        parent, adapter = _parent(plan, ctx)
+        return {"checkpoint": parent, "adapter": adapter, "steps": 0, "tokens": 0, "curve": []}
+    return ctx.launcher.launch(train_loop, train_config(plan, ctx, base, data_path))
+
+
+def _evaluate(plan: Plan, ctx: RunContext, base: Path, data: Any, trained: dict[str, Any]) -> dict[str, Any]:
+    backend = get_backend(plan.eval.backend)
+    metric, metrics, samples = evaluate(
+        backend, str(base), trained.get("checkpoint"), bool(trained.get("adapter")), data.eval,
+        ctx.task.metric.name.value, plan.eval.max_new_tokens or ctx.task.max_new_tokens, plan.eval.batch_size,
+    )
+    return {"metric": metric, "metrics": metrics, "samples": samples, "eval_backend": backend.name}
+
+
+def _outcome(trained: dict[str, Any]) -> tuple[Outcome, FailureKind | None, str | None]:
+    if trained.get("diverged"):
+        last = trained["curve"][-1] if trained.get("curve") else {}
+        return Outcome.failed, FailureKind.diverged, (
+            f"loss diverged at step {last.get('step', '?')} (train loss {last.get('train_loss', float('nan')):.4g}); "
+            "lower the learning rate or raise warmup")
+    if trained.get("stopped"):
+        return Outcome.stopped, None, None
+    return Outcome.finished, None, None
+
+
+def _execute(plan: Plan, ctx: RunContext, timings: dict[str, float]) -> dict[str, Any]:
+    from trex_ray.execute.data import prepare
+
+    t0 = time.perf_counter()
+    base = materialize_base_model(ctx.task.model, Path(ctx.cache_dir))
+    data = prepare(plan.data, ctx.task, Path(ctx.cache_dir), plan.seed)
+    timings["prepare_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    trained = _train(plan, ctx, base, Path(data.path))
+    timings["train_s"] = time.perf_counter() - t0
+    timings.update({f"loop_{k}": v for k, v in (trained.get("timings") or {}).items()})
+    outcome, failure, error = _outcome(trained)
+    fields: dict[str, Any] = {"outcome": outcome, "failure": failure, "error": error}
+    if outcome is Outcome.finished:
+        t0 = time.perf_counter()
+        fields.update(_evaluate(plan, ctx, base, data, trained))
+        timings["eval_s"] = time.perf_counter() - t0
+        fields["checkpoint"] = trained.get("checkpoint") if plan.train.mode is not TrainMode.none else None
+    fields["curve"] = [Progress.model_validate(p) for p in trained.get("curve", [])]
+    fields["steps"], fields["tokens"] = int(trained.get("steps", 0)), int(trained.get("tokens", 0))
+    return fields
+
+
+def run_plan(plan: Plan, ctx: RunContext) -> Result:
+    """Run one experiment; never raises for a failing trial."""
+    Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    try:
+        fields = _execute(plan, ctx, timings)
+    except Exception as exc:  # noqa: BLE001 - a failing trial is a result, not a crash
+        logger.warning("node %s failed: %s", ctx.node_id, one_line(exc), exc_info=True)
+        fields = {"outcome": Outcome.failed, "failure": FailureKind.error, "error": one_line(exc)}
+    wall = time.perf_counter() - start
+    steps, tokens = fields.pop("steps", 0), fields.pop("tokens", 0)
+    cost = Cost(wall_seconds=wall, compute_seconds=wall * _resources(ctx), train_steps=steps, train_tokens=tokens)
+    prov = {**provenance(plan), "timings": {k: round(v, 3) for k, v in timings.items()}, "node_id": ctx.node_id}
+    return Result(cost=cost, provenance=prov, **fields)

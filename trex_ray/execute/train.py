@@ -1,0 +1,387 @@
+"""The training loop that runs on every worker: DeepSpeed (ZeRO 0-3) over a causal LM, full or LoRA.
+
+``train_loop(config)`` works in this process (``InProcessLauncher``, world size 1) and inside a
+Ray Train worker (``trex_ray.runtime.train_launcher.RayTrainLauncher``). ``config`` holds paths
+and numbers only (plus an optional picklable progress callback)::
+
+    {"base_dir", "train_path", "val_path", "output_dir", "mode", "recipe": TrainRecipe dict,
+     "seed", "max_seq_len", "parent_checkpoint", "parent_adapter", "progress", "num_threads",
+     "val_max_examples"}
+
+It returns ``{"steps", "tokens", "curve", "final_train_loss", "checkpoint", "adapter",
+"base_model", "stopped", "diverged", "error", "timings"}``; rank 0's return value is the run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from trex_ray.execute.context import Decision
+from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
+from trex_ray.spec import Progress, TrainMode, TrainRecipe
+
+logger = logging.getLogger(__name__)
+
+IGNORE = -100
+DIVERGENCE_FACTOR = 3.0
+EMA = 0.9
+
+
+def ensure_torch_extensions_dir() -> str:
+    """Where DeepSpeed caches its compiled ops: ``TORCH_EXTENSIONS_DIR``, else ``<repo>/.cache``."""
+    if not os.environ.get("TORCH_EXTENSIONS_DIR"):
+        repo = Path(__file__).resolve().parents[2]
+        root = repo / ".cache" if (repo / "pyproject.toml").is_file() else Path.home() / ".cache" / "trex_ray"
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(root / "torch_extensions")
+    return os.environ["TORCH_EXTENSIONS_DIR"]
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def encode(tokenizer: Any, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
+    """Token ids of prompt + target + eos, and labels that score only the target and eos."""
+    p = tokenizer(prompt)["input_ids"]
+    full = tokenizer(prompt + " " + target)["input_ids"]
+    if full[: len(p)] == p and len(full) > len(p):
+        t = full[len(p):]
+    else:
+        t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
+    t = (t + [tokenizer.eos_token_id])[: max_len - 1]
+    p = p[-(max_len - len(t)):]
+    return p + t, [IGNORE] * len(p) + t
+
+
+def encode_split(path: str, tokenizer: Any, max_len: int, limit: int | None = None) -> list[dict[str, list[int]]]:
+    from datasets import load_from_disk
+
+    ds = load_from_disk(path)
+    n = len(ds) if limit is None else min(limit, len(ds))
+    rows = []
+    for prompt, target in zip(ds["prompt"][:n], ds["target"][:n]):
+        ids, labels = encode(tokenizer, prompt, target, max_len)
+        rows.append({"input_ids": ids, "labels": labels})
+    return rows
+
+
+def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch: pad tokens are masked out of attention and of the loss."""
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r["input_ids"])
+        ids[i, :n] = torch.tensor(r["input_ids"])
+        labels[i, :n] = torch.tensor(r["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy as np
+
+        np.random.seed(seed)
+
+
+def _init_distributed() -> tuple[int, int]:
+    import deepspeed
+
+    ensure_torch_extensions_dir()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    """Linear warmup to the peak learning rate, then linear decay to zero at ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def _optimizer(model: torch.nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": recipe.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.learning_rate, foreach=False)
+
+
+def ds_config(recipe: TrainRecipe, micro_batch: int) -> dict[str, Any]:
+    return {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": recipe.grad_clip,
+        "zero_optimization": {"stage": recipe.zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": torch.cuda.is_available()},
+        "steps_per_print": 1 << 30,
+        "wall_clock_breakdown": False,
+    }
+
+
+def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int) -> Any:
+    import deepspeed
+
+    optimizer = _optimizer(model, recipe)
+    warmup = int(recipe.warmup_ratio * total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config(recipe, micro)
+    )
+    return engine
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+class _Run:
+    """State of one worker's training run; the loop's pieces as small methods."""
+
+    def __init__(self, config: dict[str, Any], rank: int, world: int) -> None:
+        self.config, self.rank, self.world = config, rank, world
+        self.recipe = TrainRecipe.model_validate(config["recipe"])
+        self.mode = TrainMode(config.get("mode", self.recipe.mode))
+        self.progress: Callable[[Progress], Decision] | None = config.get("progress")
+        self.timings: dict[str, float] = {}
+        self.curve: list[Progress] = []
+        self.step = self.tokens = 0
+        self.ema: float | None = None
+        self.initial: float | None = None
+        self.window: list[float] = []
+
+    def build(self) -> None:
+        t0 = time.perf_counter()
+        c = self.config
+        self.model, self.tokenizer = load_for_training(
+            c["base_dir"], self.mode, c.get("parent_checkpoint"), bool(c.get("parent_adapter")), self.recipe
+        )
+        max_len = int(c.get("max_seq_len", 128))
+        self.train_rows = encode_split(c["train_path"], self.tokenizer, max_len)
+        self.val_rows = encode_split(c["val_path"], self.tokenizer, max_len, int(c.get("val_max_examples", 256)))
+        if not self.train_rows:
+            raise ValueError("the training split is empty; check the data recipe")
+        self.micro = max(1, self.recipe.batch_size // self.world)
+        per_epoch = math.ceil(len(self.train_rows) / (self.micro * self.world))
+        self.total = max(1, math.ceil(self.recipe.epochs * per_epoch))
+        self.warmup = int(self.recipe.warmup_ratio * self.total)
+        self.timings["load_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.engine = _engine(self.model, self.recipe, self.micro, self.total)
+        self.timings["deepspeed_init_s"] = time.perf_counter() - t0
+
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        sampler = DistributedSampler(
+            self.train_rows, num_replicas=self.world, rank=self.rank, shuffle=True, seed=int(self.config["seed"])
+        )
+        pad = self.tokenizer.pad_token_id
+        loader = DataLoader(self.train_rows, batch_size=self.micro, sampler=sampler,
+                            collate_fn=lambda rows: collate(rows, pad))
+        epoch = 0
+        while True:
+            sampler.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.engine.device) for k, v in batch.items()}
+
+    def _mean_across(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.engine.device)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        self.engine.train()
+        batch = self._to_device(batch)
+        loss = self.engine(**batch).loss
+        value = self._mean_across(float(loss.detach().float().item()))
+        if math.isfinite(value):
+            self.engine.backward(loss)
+            self.engine.step()
+        self.step += 1
+        self.tokens += int(self._mean_across(float(batch["attention_mask"].sum())) * self.world)
+        return value
+
+    def diverged(self, loss: float) -> bool:
+        """Non-finite loss, or the smoothed loss above 3x the first loss once warmup is over."""
+        if not math.isfinite(loss):
+            return True
+        self.initial = loss if self.initial is None else self.initial
+        self.ema = loss if self.ema is None else EMA * self.ema + (1 - EMA) * loss
+        return self.step > max(self.warmup, 1) and self.ema > DIVERGENCE_FACTOR * self.initial
+
+    @torch.no_grad()
+    def val_loss(self) -> float | None:
+        if not self.val_rows:
+            return None
+        self.engine.eval()
+        total, count, size = 0.0, 0, 64
+        for i in range(0, len(self.val_rows), size):
+            rows = self.val_rows[i:i + size]
+            batch = self._to_device(collate(rows, self.tokenizer.pad_token_id))
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())
+            total += float(self.engine(**batch).loss.float()) * n
+            count += n
+        return total / max(1, count)
+
+    def report(self) -> Decision:
+        """Record a curve point; ask the progress callback (rank 0) and share its decision."""
+        train_loss = sum(self.window) / len(self.window) if self.window else float("nan")
+        self.window = []
+        point = Progress(fraction=min(1.0, self.step / self.total), step=self.step,
+                         train_loss=train_loss, val_loss=self.val_loss())
+        self.curve.append(point)
+        logger.info("step %d/%d train_loss %.4f val_loss %s", self.step, self.total, train_loss, point.val_loss)
+        stop = 0
+        if self.rank == 0 and self.progress is not None and self.step < self.total:
+            stop = int(Decision(self.progress(point)) is Decision.STOP)
+        if self.world > 1:
+            flag = torch.tensor([stop], device=self.engine.device)
+            dist.broadcast(flag, src=0)
+            stop = int(flag.item())
+        return Decision.STOP if stop else Decision.CONTINUE
+
+    def report_steps(self) -> set[int]:
+        every = self.recipe.eval_every_fraction
+        marks = {min(self.total, max(1, round(k * every * self.total))) for k in range(1, int(1 / every) + 2)}
+        return marks | {self.total}
+
+    def run(self) -> str:
+        """Train to the planned step count; returns 'finished', 'stopped' or 'diverged'."""
+        t0 = time.perf_counter()
+        marks, batches = self.report_steps(), self.batches()
+        status = "finished"
+        while self.step < self.total:
+            loss = self.train_step(next(batches))
+            self.window.append(loss)
+            if self.diverged(loss):
+                self.curve.append(Progress(fraction=self.step / self.total, step=self.step,
+                                           train_loss=loss if math.isfinite(loss) else 1e30))
+                status = "diverged"
+                break
+            if self.step in marks and self.report() is Decision.STOP and self.step < self.total:
+                status = "stopped"
+                break
+        self.timings["train_s"] = time.perf_counter() - t0
+        return status
+
+    def save(self, output_dir: str) -> None:
+        t0 = time.perf_counter()
+        state = self.engine._zero3_consolidated_16bit_state_dict() if self.recipe.zero_stage == 3 else None
+        if self.rank == 0:
+            out = Path(output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            kwargs = {"state_dict": state} if state is not None else {}
+            self.engine.module.save_pretrained(str(out), **kwargs)
+            self.tokenizer.save_pretrained(str(out))
+            c = self.config
+            base = training_base(c["base_dir"], c.get("parent_checkpoint"), bool(c.get("parent_adapter")))
+            write_checkpoint_meta(out, self.adapter, base if self.adapter else out)
+        if self.world > 1:
+            dist.barrier()
+        self.timings["save_s"] = time.perf_counter() - t0
+
+    @property
+    def adapter(self) -> bool:
+        return self.mode is TrainMode.lora
+
+    def result(self, status: str, checkpoint: str | None) -> dict[str, Any]:
+        finals = [p.train_loss for p in self.curve if math.isfinite(p.train_loss)]
+        return {
+            "steps": self.step, "tokens": self.tokens, "planned_steps": self.total,
+            "curve": [p.model_dump() for p in self.curve],
+            "final_train_loss": finals[-1] if finals else None,
+            "checkpoint": checkpoint, "adapter": self.adapter,
+            "stopped": status == "stopped", "diverged": status == "diverged",
+            "timings": self.timings,
+        }
+
+
+def _num_threads(config: dict[str, Any]) -> int:
+    return max(1, int(config.get("num_threads") or os.environ.get("OMP_NUM_THREADS") or 1))
+
+
+def train_loop(config: dict[str, Any]) -> dict[str, Any]:
+    """Train one plan on this worker; see the module docstring for ``config`` and the result."""
+    torch.set_num_threads(_num_threads(config))
+    _seed_all(int(config["seed"]))
+    rank, world = _init_distributed()
+    run = _Run(config, rank, world)
+    run.build()
+    status = run.run()
+    checkpoint = None
+    if status == "finished":
+        run.save(config["output_dir"])
+        checkpoint = str(config["output_dir"])
+    return run.result(status, checkpoint)
+
+
+# --- launching here ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+class InProcessLauncher:
+    """Runs the loop here as a world of one (gloo on a free localhost port); the ``TrainLauncher``
+    for tests, notebooks and single-process runs."""
+
+    name = "inprocess"
+
+    def __init__(self, num_threads: int = 1) -> None:
+        self.num_threads = num_threads
+
+    def launch(self, loop: Callable[[dict[str, Any]], dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+        if dist.is_available() and dist.is_initialized():
+            return loop({"num_threads": self.num_threads, **config})
+        saved_env = {k: os.environ.get(k) for k in _DIST_ENV}
+        saved_threads = torch.get_num_threads()
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0",
+                          WORLD_SIZE="1", LOCAL_RANK="0")
+        try:
+            dist.init_process_group("gloo", rank=0, world_size=1)
+            return loop({"num_threads": self.num_threads, **config})
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            torch.set_num_threads(saved_threads)

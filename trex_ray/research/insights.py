@@ -1,0 +1,91 @@
+"""Insight memory: what each result taught, as a sentence for people and LLMs and as facts for planners.
+
+Example::
+
+    text, facts = distill(tree, node)      # after a node's result is in
+    memory = InsightMemory(tree.insights)
+    memory.lr_ceiling("full")              # lowest learning rate seen to diverge, or None
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trex_ray.spec import FailureKind, Outcome, Plan
+from trex_ray.tree import Node, SearchTree
+
+
+def plan_changes(parent: Plan, child: Plan) -> list[str]:
+    """What a child plan changes relative to its parent, e.g. ``train.learning_rate=0.003``."""
+    changes = []
+    for section in ("train", "eval"):
+        a, b = getattr(parent, section).model_dump(mode="json"), getattr(child, section).model_dump(mode="json")
+        changes += [f"{section}.{k}={b[k]}" for k in sorted(b) if a.get(k) != b[k]]
+    before = {o.op for o in parent.data.ops}
+    after = {o.op for o in child.data.ops}
+    changes += [f"+data.{op}" for op in sorted(after - before)]
+    changes += [f"-data.{op}" for op in sorted(before - after)]
+    if parent.data.template != child.data.template:
+        changes.append(f"data.template={child.data.template}")
+    return changes
+
+
+def distill(tree: SearchTree, node: Node) -> tuple[str, dict[str, Any]]:
+    """One insight from a node's result, compared with its parent."""
+    result = node.result
+    assert result is not None
+    train = node.plan.train
+    what = f"{train.mode.value} lr={train.learning_rate:g} epochs={train.epochs:g}"
+    if result.outcome is Outcome.failed:
+        kind = (result.failure or FailureKind.error).value
+        facts = {"kind": kind, "mode": train.mode.value, "lr": train.learning_rate}
+        why = f" ({result.error})" if result.error else ""
+        return f"{node.id} [{what}] {kind}{why}", facts
+    if result.outcome is Outcome.stopped:
+        return f"{node.id} [{what}] stopped early: its validation loss lost to its siblings'", {
+            "kind": "stopped",
+            "mode": train.mode.value,
+            "lr": train.learning_rate,
+        }
+    parent = tree.get(node.parent) if node.parent else None
+    if parent is None or parent.metric is None or node.metric is None:
+        return f"{node.id} [{what}] scored {node.metric}", {"kind": "score", "metric": node.metric}
+    changes = plan_changes(parent.plan, node.plan)
+    delta = node.metric - parent.metric
+    verdict = "helped" if delta > 0.01 else "hurt" if delta < -0.01 else "changed little"
+    text = (
+        f"vs {parent.id}: {', '.join(changes) or 'same plan'} {verdict} "
+        f"({parent.metric:.3f} -> {node.metric:.3f}, {delta:+.3f})"
+    )
+    return text, {"kind": "delta", "changes": changes, "delta": delta, "mode": train.mode.value}
+
+
+class InsightMemory:
+    """Reads the tree's insight records; planners ask it what to avoid and what worked."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def facts(self, kind: str) -> list[dict[str, Any]]:
+        return [r.get("facts", {}) for r in self.records if r.get("facts", {}).get("kind") == kind]
+
+    def lr_ceiling(self, mode: str) -> float | None:
+        """The lowest learning rate that diverged for this training mode."""
+        lrs = [f["lr"] for f in self.facts("diverged") if f.get("mode") == mode]
+        return min(lrs) if lrs else None
+
+    def change_effect(self, change: str) -> float | None:
+        """Mean metric delta seen when a plan made this change (e.g. ``+data.dedup``)."""
+        deltas = [f["delta"] for f in self.facts("delta") if change in f.get("changes", [])]
+        return sum(deltas) / len(deltas) if deltas else None
+
+    def render(self, max_chars: int = 2000) -> str:
+        """Most recent insights first, cut to a character budget (for prompts and reports)."""
+        lines, used = [], 0
+        for r in reversed(self.records):
+            line = f"- {r.get('text', '')}"
+            if used + len(line) > max_chars:
+                break
+            lines.append(line)
+            used += len(line) + 1
+        return "\n".join(lines)

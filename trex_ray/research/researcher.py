@@ -1,0 +1,199 @@
+"""The Researcher: owns the tree, decides what runs next, takes results in. No Ray here.
+
+Every change goes through ``_emit``: journal first (durable), then the in-memory tree. The
+runtime drives it::
+
+    researcher = Researcher.open(run_dir, task)
+    while researcher.stop_reason() is None:
+        for node in researcher.next_nodes(free_slots):
+            ...dispatch node.plan...
+        researcher.on_result(node_id, result)      # as results arrive
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from trex_ray.research.budget import BudgetTracker
+from trex_ray.research.insights import distill
+from trex_ray.research.planner import Planner, get_planner
+from trex_ray.spec import Decision, Plan, Progress, Result, TaskSpec, TrainMode, TrainRecipe
+from trex_ray.store import Store
+from trex_ray.tree import ROOT_ID, Event, EventKind, Node, NodeStatus, SearchTree, TreePolicy, UCTPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Researcher:
+    def __init__(self, task: TaskSpec, store: Store, planner: Planner, policy: TreePolicy) -> None:
+        self.task = task
+        self.store = store
+        self.planner = planner
+        self.policy = policy
+        self.tree: SearchTree = store.replay()
+        self.budget = BudgetTracker(task.budget, self.tree)
+        self._lock = threading.RLock()
+        self._no_ideas: set[str] = set()  # nodes the planner had nothing new for (this session)
+
+    @classmethod
+    def open(
+        cls,
+        run_dir: str | Path,
+        task: TaskSpec,
+        profile: dict[str, Any] | None = None,
+        planner: Planner | None = None,
+        run_id: str | None = None,
+    ) -> Researcher:
+        """Start a new run in ``run_dir`` or resume the one there."""
+        store = Store(run_dir)
+        planner = planner or get_planner(task.search.planner, task, Path(run_dir))
+        self = cls(task, store, planner, UCTPolicy(task.search))
+        if not store.exists:
+            self._emit(EventKind.run_started, None, task=task.model_dump(mode="json"),
+                       run_id=run_id or Path(run_dir).name, profile=profile or {}, started=time.time())
+        else:
+            self._requeue_interrupted()
+        if self.tree.root is None:  # a new run, or a crash right after run_started
+            root = Plan(train=TrainRecipe(mode=TrainMode.none), seed=task.search.seed,
+                        rationale="the base model as it is")
+            self._emit(EventKind.node_added, ROOT_ID, parent=None, plan=root.model_dump(mode="json"))
+        return self
+
+    # --- state changes ------------------------------------------------------------------
+    def _emit(self, kind: EventKind, node_id: str | None, **payload: Any) -> Node | None:
+        with self._lock:
+            event = self.store.append(Event(kind=kind, node_id=node_id, payload=payload))
+            node = self.tree.apply(event)
+            self.store.maybe_snapshot(self.tree)
+            return node
+
+    def _requeue_interrupted(self) -> None:
+        for node in self.tree.with_status(NodeStatus.running):
+            log.info("resume: %s was running when the run stopped; it runs again", node.id)
+            self._emit(EventKind.node_requeued, node.id, reason="interrupted")
+
+    # --- what runs next -----------------------------------------------------------------
+    def next_nodes(self, slots: int) -> list[Node]:
+        """Up to ``slots`` nodes to start now (marked running): re-queued ones first, then new ones."""
+        with self._lock:
+            if slots <= 0 or self.budget.exhausted() is not None:
+                return []
+            ready = sorted(self.tree.with_status(NodeStatus.pending), key=_id_order)
+            while len(ready) < slots and self.budget.can_add_node():
+                added = self._expand_once(min(slots - len(ready), self.budget.nodes_left()))
+                if not added:
+                    break
+                ready += added
+            started = ready[:slots]
+            for node in started:
+                self._emit(EventKind.node_started, node.id, attempt=node.attempts + 1)
+            return started
+
+    def _expand_once(self, want: int) -> list[Node]:
+        # One expansion adds at most children_per_expansion nodes; more free slots mean more
+        # expansions, each re-selected, so progressive widening still holds.
+        k = max(1, min(self.task.search.children_per_expansion, self.budget.nodes_left()))
+        while (parent := self._pick_parent()) is not None:
+            plans = self._new_plans(self.planner.propose(self.tree, parent, k), parent)[:k]
+            if plans:
+                break
+            self._no_ideas.add(parent.id)
+        if parent is None:
+            return []
+        added = []
+        for plan in plans:
+            node = self._emit(EventKind.node_added, self.tree.next_id(), parent=parent.id,
+                              plan=plan.model_dump(mode="json"))
+            assert node is not None
+            added.append(node)
+        return added
+
+    def _new_plans(self, plans: list[Plan], parent: Node) -> list[Plan]:
+        """Drop plans that repeat an experiment already in the tree (or in this batch)."""
+        seen: set[str] = set()
+        fresh = []
+        for plan in plans:
+            if plan.hash in seen or self.tree.has_plan(plan, parent.id):
+                log.info("planner %s repeated plan %s for %s; dropped", self.planner.name, plan.hash, parent.id)
+                continue
+            seen.add(plan.hash)
+            fresh.append(plan)
+        return fresh
+
+    def _pick_parent(self) -> Node | None:
+        """The node to expand next: the policy's choice, or another when the planner had no ideas for it."""
+        parent = self.policy.select(self.tree)
+        while parent is not None and parent.id in self._no_ideas:
+            parent = self._next_candidate(parent)
+        return parent
+
+    def _next_candidate(self, exhausted: Node) -> Node | None:
+        """Another expandable node when the selected one has no new ideas: best metric first."""
+        pool = [n for n in self.tree if (n.expandable or n.parent is None) and n.id not in self._no_ideas]
+        pool.sort(key=lambda n: n.metric if n.metric is not None else -1.0, reverse=True)
+        return pool[0] if pool else None
+
+    # --- results ------------------------------------------------------------------------
+    def on_progress(self, node_id: str, progress: Progress) -> Decision:
+        with self._lock:
+            node = self.tree.get(node_id)
+            if node.status is not NodeStatus.running:
+                return Decision.STOP
+            decision = self.policy.decide(self.tree, node, progress)
+            self._emit(EventKind.node_progress, node_id, progress=progress.model_dump(mode="json"))
+            if decision is Decision.STOP:
+                log.info("%s: stopping early at %.0f%% (val loss %.4f)", node_id, 100 * progress.fraction,
+                         progress.val_loss or float("nan"))
+            return decision
+
+    def on_result(self, node_id: str, result: Result) -> None:
+        with self._lock:
+            if self.tree.get(node_id).status is not NodeStatus.running:
+                log.warning("%s: result ignored, the node is %s", node_id, self.tree.get(node_id).status.value)
+                return
+            node = self._emit(EventKind.node_finished, node_id, result=result.model_dump(mode="json"))
+            assert node is not None
+            if node.ok:
+                for loser in self.policy.prune(self.tree, node):
+                    self._emit(EventKind.node_pruned, loser.id,
+                               reason=f"lost to its siblings ({loser.metric:.3f})")
+            if node.parent is not None:
+                reflect = getattr(self.planner, "reflect", None)
+                insight = reflect(self.tree, node) if reflect is not None else None
+                text, facts = insight or distill(self.tree, node)
+                self._emit(EventKind.insight, node_id, text=text, facts=facts)
+            self._no_ideas.clear()  # a new result can give old nodes new ideas
+
+    def finish(self, reason: str) -> None:
+        with self._lock:
+            if self.tree.finished_reason is None:
+                self._emit(EventKind.run_finished, None, reason=reason)
+            self.store.snapshot(self.tree)
+
+    # --- queries ------------------------------------------------------------------------
+    def running(self) -> list[Node]:
+        return self.tree.with_status(NodeStatus.running)
+
+    def stop_reason(self) -> str | None:
+        """Why nothing more will start: a budget limit, or the tree has nothing left to try."""
+        with self._lock:
+            exhausted = self.budget.exhausted()
+            if exhausted is not None:
+                return exhausted
+            if self.tree.with_status(NodeStatus.pending):
+                return None
+            if self.budget.can_add_node() and self._pick_parent() is not None:
+                return None  # next_nodes would try it; once the planner has no ideas, _pick_parent says so
+            if self.running():
+                return None
+            if not self.budget.can_add_node():
+                return f"node budget spent ({self.budget.nodes_used()}/{self.budget.budget.max_nodes} nodes)"
+            return "no expandable node left"
+
+
+def _id_order(node: Node) -> int:
+    return int(node.id[1:])

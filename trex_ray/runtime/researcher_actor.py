@@ -1,0 +1,158 @@
+"""ResearcherActor: the Researcher as a named, restartable Ray actor that dispatches NodeRunners.
+
+Named ``researcher-<run_id>`` in namespace ``trex`` so that ``trex status`` finds it. It runs
+the search loop in one thread while other calls (progress reports from trials, status
+queries) are served on others; the pure ``Researcher`` guards its state with a lock. If the
+actor dies, Ray restarts it and it resumes from the store like ``trex resume`` would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from trex_ray.research import Researcher
+from trex_ray.spec import Cost, FailureKind, Outcome, Progress, Resources, Result, TaskSpec, TrainMode
+from trex_ray.tree import Node
+from trex_ray.runtime.node_runner import NodeJob, NodeRunner
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "trex"
+
+
+def actor_name(run_id: str) -> str:
+    return f"researcher-{run_id}"
+
+
+def trial_slots(resources: Resources) -> int:
+    """How many trials fit on the cluster at once, from its total CPUs and GPUs."""
+    total = ray.cluster_resources()
+    slots = math.floor(total.get("CPU", 0) / (resources.cpus_per_worker * resources.num_workers) + 1e-9)
+    if resources.gpus_per_worker:
+        gpus = total.get("GPU", 0) / (resources.gpus_per_worker * resources.num_workers)
+        slots = min(slots, math.floor(gpus + 1e-9))
+    if resources.max_concurrent_trials:
+        slots = min(slots, resources.max_concurrent_trials)
+    return max(1, slots)
+
+
+@dataclass
+class _Running:
+    node_id: str
+    runner: Any
+    started: float = field(default_factory=time.time)
+
+
+@ray.remote(num_cpus=0, max_concurrency=16, max_restarts=3)
+class ResearcherActor:
+    def __init__(self, run_dir: str, task: dict[str, Any], run_id: str, storage_path: str, cache_dir: str) -> None:
+        from trex_ray.runtime.env import apply_to_this_process
+
+        apply_to_this_process()
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        self.task = TaskSpec.model_validate(task)
+        self.run_dir = Path(run_dir)
+        self.storage_path = storage_path
+        self.cache_dir = cache_dir
+        profile = None if (self.run_dir / "journal.jsonl").exists() else self._profile()
+        self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id)
+        self.running: dict[Any, _Running] = {}
+        self.peak_running = 0
+
+    def _profile(self) -> dict[str, Any]:
+        from trex_ray.execute.data import profile
+
+        try:
+            return profile(self.task)
+        except Exception as exc:  # a profile helps planning; its absence must not stop the run
+            log.warning("data profile failed: %s", exc)
+            return {}
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self_handle = ray.get_runtime_context().current_actor
+        while True:
+            free = trial_slots(self.task.resources) - len(self.running)
+            for node in self.researcher.next_nodes(free):
+                self._dispatch(node, self_handle)
+            self.peak_running = max(self.peak_running, len(self.running))
+            if not self.running:
+                break
+            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
+            for ref in ready:
+                self._collect(ref)
+            self._enforce_timeouts()
+        reason = self.researcher.stop_reason() or "nothing left to try"
+        self.researcher.finish(reason)
+        return {"reason": reason, "peak_running": self.peak_running}
+
+    def _dispatch(self, node: Node, self_handle: Any) -> None:
+        parent = self.researcher.tree.get(node.parent) if node.parent else None
+        warm = node.plan.train.warm_start and parent is not None and parent.result is not None
+        job = NodeJob(
+            node_id=node.id,
+            plan=node.plan.model_dump(mode="json"),
+            task=self.task.model_dump(mode="json"),
+            work_dir=str(self.run_dir / "nodes" / node.id),
+            cache_dir=self.cache_dir,
+            storage_path=self.storage_path,
+            parent_checkpoint=parent.result.checkpoint if warm and parent and parent.result else None,
+            parent_adapter=bool(warm and parent and parent.plan.train.mode is TrainMode.lora),
+        )
+        runner = NodeRunner.options(name=None).remote()
+        ref = runner.run.remote(job, self_handle)
+        self.running[ref] = _Running(node.id, runner)
+        log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
+
+    def _collect(self, ref: Any) -> None:
+        job = self.running.pop(ref)
+        try:
+            result = Result.model_validate(ray.get(ref))
+        except RayActorError as exc:
+            result = _failed(FailureKind.lost, f"the node's worker died: {exc}".splitlines()[0], job)
+        except RayTaskError as exc:
+            result = _failed(FailureKind.error, str(exc).strip().splitlines()[-1], job)
+        ray.kill(job.runner)
+        self.researcher.on_result(job.node_id, result)
+        log.info("%s %s metric=%s", job.node_id, result.outcome.value, result.metric)
+
+    def _enforce_timeouts(self) -> None:
+        limit = self.task.budget.trial_timeout_seconds
+        for ref, job in list(self.running.items()):
+            if time.time() - job.started > limit:
+                log.warning("%s ran past %.0f s: killed", job.node_id, limit)
+                ray.kill(job.runner)
+                self.running.pop(ref)
+                self.researcher.on_result(job.node_id, _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job))
+
+    # --- calls from trials and from `trex status` -------------------------------------------
+    def report_progress(self, node_id: str, progress: dict[str, Any]) -> str:
+        return self.researcher.on_progress(node_id, Progress.model_validate(progress)).value
+
+    def status(self) -> dict[str, Any]:
+        from trex_ray.report.text import summary
+
+        return summary(self.researcher.tree, self.task, peak_running=self.peak_running)
+
+    def ping(self) -> bool:
+        return True
+
+
+def _failed(kind: FailureKind, message: str, job: _Running) -> Result:
+    wall = time.time() - job.started
+    return Result(outcome=Outcome.failed, failure=kind, error=message, cost=Cost(wall_seconds=wall))
+
+
+def wait_ready(handle: Any, timeout: float = 120.0) -> None:
+    try:
+        ray.get(handle.ping.remote(), timeout=timeout)
+    except GetTimeoutError:
+        raise RuntimeError("the Researcher actor did not start in time") from None

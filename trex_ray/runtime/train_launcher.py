@@ -1,0 +1,106 @@
+"""``RayTrainLauncher``: run a training loop on Ray Train's TorchTrainer, one trial's resources.
+
+Ray Train sets up the process group (gloo on CPU, NCCL on GPU) and the worker environment
+(``RANK``, ``LOCAL_RANK``, ``OMP_NUM_THREADS``); the loop (``trex_ray.execute.train.train_loop``)
+then runs DeepSpeed on it. Rank 0's return value comes back as a JSON file in the one
+checkpoint it reports (``Result.metrics`` stays empty without a reported checkpoint).
+
+Example::
+
+    launcher = RayTrainLauncher(num_workers=2, cpus_per_worker=1, gpus_per_worker=0,
+                                storage_path="/shared/trex/ray", name="node-7")
+    result = launcher.launch(train_loop, config)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray.train
+from ray.train import Checkpoint, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+logger = logging.getLogger(__name__)
+
+RESULT_FILE = "train_result.json"
+Loop = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class TrainingError(RuntimeError):
+    """Training raised on a worker; the message is that worker's error, in one line."""
+
+
+def _report_result(loop: Loop, config: dict[str, Any]) -> None:
+    """Runs on every worker: the loop, then one report; rank 0 attaches its result as a checkpoint."""
+    result = loop(config)
+    if ray.train.get_context().get_world_rank() != 0:
+        ray.train.report({"done": 1})
+        return
+    with tempfile.TemporaryDirectory(prefix="trex-result-") as tmp:
+        Path(tmp, RESULT_FILE).write_text(json.dumps(result))
+        ray.train.report({"done": 1}, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def _last_line(text: str) -> str:
+    """The line of a worker traceback that names the exception (``ValueError: ...``)."""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if head and not head.startswith(("File ", "^", "~")) and (head.endswith(("Error", "Exception")) or
+                                                                    head.split(".")[-1][:1].isupper()):
+            return line
+    return lines[-1] if lines else "unknown error"
+
+
+def explain(exc: BaseException) -> str:
+    """One line naming what failed on which worker."""
+    failures: dict[int, BaseException] = getattr(exc, "worker_failures", None) or {}
+    if failures:
+        rank = min(failures)
+        return f"training failed on worker {rank}: {_last_line(str(failures[rank]))}"
+    cause = getattr(exc, "controller_failure", None) or exc
+    return f"training failed: {_last_line(str(cause)) or type(cause).__name__}"
+
+
+class RayTrainLauncher:
+    """A ``TrainLauncher`` on ``ray.train.torch.TorchTrainer``; needs a running (or auto-started) Ray."""
+
+    name = "ray-train"
+
+    def __init__(self, num_workers: int = 1, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
+                 storage_path: str | Path = "~/ray_results/trex", name: str = "trex-train") -> None:
+        self.num_workers = num_workers
+        self.cpus_per_worker = cpus_per_worker
+        self.gpus_per_worker = gpus_per_worker
+        self.storage_path = str(Path(storage_path).expanduser().resolve()) if "://" not in str(storage_path) \
+            else str(storage_path)
+        self.run_name = name
+
+    def _trainer(self, loop: Loop, config: dict[str, Any]) -> TorchTrainer:
+        resources = {"CPU": self.cpus_per_worker}
+        if self.gpus_per_worker:
+            resources["GPU"] = self.gpus_per_worker
+        return TorchTrainer(
+            lambda cfg: _report_result(loop, cfg),
+            train_loop_config={"num_threads": max(1, int(self.cpus_per_worker)), **config},
+            scaling_config=ScalingConfig(num_workers=self.num_workers, use_gpu=bool(self.gpus_per_worker),
+                                         resources_per_worker=resources),
+            run_config=RunConfig(storage_path=self.storage_path, name=f"{self.run_name}-{uuid.uuid4().hex[:6]}"),
+        )
+
+    def launch(self, loop: Loop, config: dict[str, Any]) -> dict[str, Any]:
+        trainer = self._trainer(loop, config)
+        try:
+            result = trainer.fit()
+        except Exception as exc:  # Ray wraps worker errors; surface the worker's own message
+            raise TrainingError(explain(exc)) from exc
+        if result.checkpoint is None:
+            raise TrainingError(f"training finished without a result from rank 0 (error: {result.error})")
+        with result.checkpoint.as_directory() as folder:
+            return json.loads(Path(folder, RESULT_FILE).read_text())

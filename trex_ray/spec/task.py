@@ -1,0 +1,185 @@
+"""TaskSpec: what the user wants fine-tuned, on what, judged how, within which budget.
+
+Example (YAML)::
+
+    name: sentiment
+    description: Classify the sentiment of a short review.
+    model: {id: "builtin:tiny-llama"}
+    data:
+      train: [{id: "builtin:sentiment", split: train}]
+      eval: {id: "builtin:sentiment", split: eval}
+    metric: {name: accuracy}
+    budget: {max_nodes: 12}
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    """Base for every spec record: unknown keys are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricName(str, Enum):
+    accuracy = "accuracy"
+    exact_match = "exact_match"
+    macro_f1 = "macro_f1"
+    rouge1 = "rouge1"
+    rougeL = "rougeL"
+
+
+class ModelSpec(Strict):
+    """The base model: ``builtin:<preset>`` (tiny, random init), a local directory, or a hub id."""
+
+    id: str = Field(min_length=1)
+    revision: str | None = None
+    max_seq_len: int = Field(default=128, ge=8, le=131072)
+
+    @property
+    def kind(self) -> str:
+        if self.id.startswith("builtin:"):
+            return "builtin"
+        if self.id.startswith(("/", "./", "../", "~")):
+            return "local"
+        return "hub"
+
+
+class DataSource(Strict):
+    """One data source: ``builtin:<task>``, a local .jsonl/.parquet file, or a hub dataset id."""
+
+    id: str = Field(min_length=1)
+    split: str = "train"
+    weight: float = Field(default=1.0, gt=0)
+    input_field: str = "input"
+    target_field: str = "target"
+    limit: int | None = Field(default=None, ge=1)
+
+    @property
+    def kind(self) -> str:
+        if self.id.startswith("builtin:"):
+            return "builtin"
+        if self.id.endswith((".jsonl", ".json", ".parquet")):
+            return "local"
+        return "hub"
+
+
+class DataSpec(Strict):
+    train: list[DataSource] = Field(min_length=1)
+    eval: DataSource
+
+
+class MetricSpec(Strict):
+    name: MetricName
+    higher_is_better: bool = True
+
+
+class Budget(Strict):
+    """When the search stops: whichever limit is reached first."""
+
+    max_nodes: int = Field(default=12, ge=1, le=100_000)
+    compute_seconds: float | None = Field(default=None, gt=0)
+    wall_seconds: float | None = Field(default=None, gt=0)
+    trial_timeout_seconds: float = Field(default=1800, gt=0)
+
+
+class Resources(Strict):
+    """Resources one trial holds while it trains; ``num_workers`` > 1 is data-parallel DeepSpeed."""
+
+    cpus_per_worker: float = Field(default=1, gt=0)
+    gpus_per_worker: float = Field(default=0, ge=0)
+    num_workers: int = Field(default=1, ge=1)
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    # auto: NCCL when the trial holds GPUs, else gloo. gloo with GPUs suits logical-GPU test clusters.
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
+
+
+SearchTool = Literal["notes", "catalog", "arxiv", "hf_hub"]
+
+
+class LLMSpec(Strict):
+    """The LLM Researcher (``search.planner: llm``), reached through litellm.
+
+    API keys never go here: litellm reads them from the environment (``OPENAI_API_KEY`` ...).
+    ``max_tokens`` / ``max_dollars`` are budgets for the whole run; when one is spent the
+    heuristic planner takes over.
+    """
+
+    model: str | None = None  # provider/name, e.g. openai/gpt-4o-mini, ollama/llama3
+    api_base: str | None = None  # e.g. http://127.0.0.1:8000/v1 for a self-hosted vLLM
+    max_tokens: int | None = Field(default=300_000, ge=1)
+    max_dollars: float | None = Field(default=5.0, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=3, ge=0, le=10)  # transient errors: timeouts, 429, 5xx
+    max_repairs: int = Field(default=2, ge=0, le=5)  # re-asks after an invalid answer
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    memory_tokens: int = Field(default=800, ge=0, le=100_000)  # insights and findings in a prompt
+    notes_dir: str | None = None  # a local folder of papers/notes to search
+    search_tools: tuple[SearchTool, ...] = ("notes", "catalog", "arxiv", "hf_hub")
+
+    @field_validator("model")
+    @classmethod
+    def _provider_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/\S+", value):
+            raise ValueError(f"{value!r} is not provider/name; write e.g. openai/gpt-4o-mini or ollama/llama3")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s@?#]+", value):
+            raise ValueError("use an http(s) URL without credentials or query; keys go in the environment "
+                             "(e.g. OPENAI_API_KEY)")
+        return value
+
+
+class SearchSpec(Strict):
+    """Tree-search knobs; the defaults suit a budget of ten to a hundred nodes."""
+
+    planner: str = "heuristic"
+    children_per_expansion: int = Field(default=2, ge=1, le=16)
+    exploration: float = Field(default=0.5, ge=0)
+    exploration_decay: float = Field(default=0.95, gt=0, le=1)
+    widening_c: float = Field(default=2.0, gt=0)
+    widening_alpha: float = Field(default=0.5, gt=0, le=1)
+    halving_eta: int = Field(default=2, ge=2)
+    seed: int = 0
+    llm: LLMSpec | None = None
+
+    @model_validator(mode="after")
+    def _llm_needs_model(self) -> SearchSpec:
+        if self.planner == "llm" and (self.llm is None or self.llm.model is None):
+            raise ValueError(
+                "search.llm.model: the llm planner needs a model; set it to provider/name "
+                "(e.g. openai/gpt-4o-mini) or pass --model"
+            )
+        return self
+
+
+class TaskSpec(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    model: ModelSpec
+    data: DataSpec
+    metric: MetricSpec
+    budget: Budget = Budget()
+    resources: Resources = Resources()
+    search: SearchSpec = SearchSpec()
+    max_new_tokens: int = Field(default=16, ge=1, le=4096)
+    storage_path: str | None = None
+
+    @model_validator(mode="after")
+    def _metric_direction(self) -> TaskSpec:
+        # Every built-in metric is a score in [0, 1] where more is better.
+        if not self.metric.higher_is_better:
+            raise ValueError(
+                f"metric.higher_is_better: {self.metric.name.value} is a score where higher is "
+                "better; remove higher_is_better or set it to true"
+            )
+        return self

@@ -1,0 +1,33 @@
+"""Events: every change to a search tree is one of these, so a journal of them rebuilds the tree."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventKind(str, Enum):
+    run_started = "run_started"  # payload: task (dict), run_id, profile
+    node_added = "node_added"  # payload: parent, plan
+    node_started = "node_started"  # payload: attempt
+    node_progress = "node_progress"  # payload: progress
+    node_finished = "node_finished"  # payload: result (finished, failed or stopped)
+    node_requeued = "node_requeued"  # payload: reason (a crash or a lost worker interrupted it)
+    node_pruned = "node_pruned"  # payload: reason
+    insight = "insight"  # payload: text, facts
+    run_finished = "run_finished"  # payload: reason
+
+
+class Event(BaseModel):
+    # NaN/inf (a diverged loss) are written as the JSON constants NaN/Infinity, not null: a null
+    # train_loss would fail Progress validation on replay.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+
+    kind: EventKind
+    node_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    time: float = Field(default_factory=time.time)
+    seq: int = -1  # set by the store when appended

@@ -1,0 +1,80 @@
+"""A node of the search tree: one experiment, its plan, its state and what it produced."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+from trex_ray.spec import Outcome, Plan, Progress, Result
+
+
+class NodeStatus(str, Enum):
+    pending = "pending"  # planned, not started (or re-queued after a crash)
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    stopped = "stopped"  # stopped early by the scheduler
+    pruned = "pruned"  # finished, but closed to expansion: it lost to its siblings
+
+    @property
+    def done(self) -> bool:
+        return self in (NodeStatus.finished, NodeStatus.failed, NodeStatus.stopped, NodeStatus.pruned)
+
+
+_OUTCOME_STATUS = {
+    Outcome.finished: NodeStatus.finished,
+    Outcome.failed: NodeStatus.failed,
+    Outcome.stopped: NodeStatus.stopped,
+}
+
+
+@dataclass
+class Node:
+    id: str
+    parent: str | None
+    plan: Plan
+    depth: int = 0
+    status: NodeStatus = NodeStatus.pending
+    result: Result | None = None
+    progress: list[Progress] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    insight: str | None = None
+    prune_reason: str | None = None
+    attempts: int = 0
+    started_at: float | None = None  # wall-clock time of the latest start
+    finished_at: float | None = None
+    # Backed-up statistics of the subtree rooted here (finished descendants and itself).
+    visits: int = 0
+    value_sum: float = 0.0
+    best_value: float = -math.inf
+
+    @property
+    def metric(self) -> float | None:
+        return self.result.metric if self.result is not None and self.result.ok else None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
+
+    @property
+    def expandable(self) -> bool:
+        """Finished well and not pruned: a plan can build on it."""
+        return self.status is NodeStatus.finished and self.ok
+
+    @property
+    def mean_value(self) -> float:
+        return self.value_sum / self.visits if self.visits else 0.0
+
+    def val_loss_at(self, fraction: float) -> float | None:
+        """Validation loss reported at this fraction of training (within 0.05); None if not reported."""
+        for p in self.progress or (self.result.curve if self.result else []):
+            if abs(p.fraction - fraction) <= 0.05 and p.val_loss is not None:
+                return p.val_loss
+        return None
+
+    def finish(self, result: Result) -> None:
+        self.result = result
+        self.status = _OUTCOME_STATUS[result.outcome]
+        if result.curve:
+            self.progress = list(result.curve)

@@ -1,0 +1,131 @@
+"""Tree policies: which node to expand next, which siblings to close, which running trial to stop.
+
+``UCTPolicy.select`` descends from the root by UCT with a max-backup value (we want the best
+model, not the best average), an exploration weight that decays as the tree grows, and
+progressive widening (a node may have ``ceil(c * visits**alpha)`` children, so promising nodes
+get more). ``prune`` closes losing siblings to expansion (successive halving on final metrics);
+``decide`` stops a running trial whose validation loss at a rung is in the losing part of what
+its siblings reached at the same rung (asynchronous successive halving).
+
+Example::
+
+    policy = UCTPolicy(SearchSpec())
+    node = policy.select(tree)          # None: nothing can be expanded now
+    losers = policy.prune(tree, finished_node)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from trex_ray.spec import Decision, FailureKind, Progress, SearchSpec
+from trex_ray.tree.node import Node, NodeStatus
+from trex_ray.tree.tree import SearchTree
+
+MAX_CHILDREN = 8  # hard cap per node, whatever the widening allows
+PRUNE_MARGIN = 0.02  # a sibling this much below the best is a loser
+MIN_RUNG = 0.5  # no trial is stopped before half of its training
+MAX_REPAIR_DEPTH = 3  # failed nodes deeper than this are not repaired
+
+
+class TreePolicy(Protocol):
+    def select(self, tree: SearchTree) -> Node | None: ...
+    def prune(self, tree: SearchTree, node: Node) -> list[Node]: ...
+    def decide(self, tree: SearchTree, node: Node, progress: Progress) -> Decision: ...
+
+
+class UCTPolicy:
+    def __init__(self, search: SearchSpec) -> None:
+        self.search = search
+
+    # --- select ----------------------------------------------------------------------
+    def select(self, tree: SearchTree) -> Node | None:
+        root = tree.root
+        if root is None:
+            return None
+        for node in tree:  # a diverged or crashed trial gets one repair, like AIDE's debug step
+            if self._repairable(node):
+                return node
+        return self._descend(tree, root, self._exploration(tree))
+
+    @staticmethod
+    def _repairable(node: Node) -> bool:
+        failure = node.result.failure if node.result is not None else None
+        return (node.status is NodeStatus.failed and failure in (FailureKind.diverged, FailureKind.error)
+                and not node.children and node.depth <= MAX_REPAIR_DEPTH)
+
+    def _exploration(self, tree: SearchTree) -> float:
+        return self.search.exploration * self.search.exploration_decay ** max(0, len(tree) - 1)
+
+    def widening_limit(self, node: Node, tree: SearchTree | None = None) -> int:
+        """Children allowed: ``ceil(c * n**alpha)``, where n counts finished descendants plus
+        children still in flight (virtual visits, as parallel MCTS does), so that widening keeps
+        pace with the number of trials running at once."""
+        in_flight = 0 if tree is None else sum(not k.status.done for k in tree.children(node))
+        visits = max(1, node.visits + in_flight)
+        limit = math.ceil(self.search.widening_c * visits ** self.search.widening_alpha)
+        return min(MAX_CHILDREN, max(1, limit))
+
+    def _can_expand(self, node: Node) -> bool:
+        # The root is the base model: it exists before it is evaluated, so drafts need not wait.
+        return node.parent is None or node.expandable
+
+    def _descend(self, tree: SearchTree, node: Node, c: float) -> Node | None:
+        if not self._can_expand(node):
+            return None
+        kids = tree.children(node)
+        if len(kids) < self.widening_limit(node, tree):
+            return node
+        parent_visits = max(1, node.visits)
+        ranked = sorted(
+            (k for k in kids if k.expandable),
+            key=lambda k: self._uct(k, parent_visits, c),
+            reverse=True,
+        )
+        for kid in ranked:
+            chosen = self._descend(tree, kid, c)
+            if chosen is not None:
+                return chosen
+        return None
+
+    @staticmethod
+    def _uct(node: Node, parent_visits: int, c: float) -> float:
+        value = node.best_value if math.isfinite(node.best_value) else 0.0
+        return value + c * math.sqrt(math.log(parent_visits + 1) / (1 + node.visits))
+
+    # --- prune -----------------------------------------------------------------------
+    def prune(self, tree: SearchTree, node: Node) -> list[Node]:
+        """Siblings (this node included) that lost clearly: keep the best 1/eta of the finished ones."""
+        if node.parent is None:
+            return []
+        # Siblings pruned earlier still count towards n, or each new result would halve again.
+        closed = (NodeStatus.finished, NodeStatus.pruned)
+        group = [n for n in tree.children(tree.get(node.parent)) if n.status in closed and n.ok]
+        if len(group) < self.search.halving_eta:
+            return []
+        group.sort(key=lambda n: n.metric or 0.0, reverse=True)
+        keep = max(1, math.ceil(len(group) / self.search.halving_eta))
+        best = group[0].metric or 0.0
+        losers = [n for n in group[keep:] if (n.metric or 0.0) < best - PRUNE_MARGIN]
+        return [n for n in losers if n.status is NodeStatus.finished]
+
+    # --- decide (early stopping of running trials) --------------------------------------
+    def decide(self, tree: SearchTree, node: Node, progress: Progress) -> Decision:
+        if progress.val_loss is None or not math.isfinite(progress.val_loss):
+            return Decision.CONTINUE
+        if progress.fraction < MIN_RUNG or progress.fraction >= 1.0:
+            return Decision.CONTINUE
+        rivals = [
+            loss
+            for n in tree.siblings(node)
+            if n.status is not NodeStatus.failed
+            and (loss := n.val_loss_at(progress.fraction)) is not None
+        ]
+        if not rivals:
+            return Decision.CONTINUE
+        everyone = sorted([*rivals, progress.val_loss])
+        keep = max(1, math.ceil(len(everyone) / self.search.halving_eta))
+        cutoff = everyone[keep - 1]
+        # Lower loss is better; stop only a clear loser (5 % worse than the last one kept).
+        return Decision.STOP if progress.val_loss > cutoff * 1.05 else Decision.CONTINUE
