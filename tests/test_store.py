@@ -16,7 +16,7 @@ import pytest
 from factories import diverged, finished, make_plan, stopped
 
 from trex_ray.spec import Progress, TrainMode
-from trex_ray.store import JOURNAL, SNAPSHOT, Store, StoreError, tree_from_dict, tree_to_dict
+from trex_ray.store import JOURNAL, SNAPSHOT, Store, StoreError, read_tree, tree_from_dict, tree_to_dict
 from trex_ray.tree import Event, EventKind, SearchTree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,6 +181,21 @@ def test_torn_last_line_is_dropped_and_later_appends_work(tmp_path):
     replayed = Store(tmp_path).replay()
     assert replayed.insights[-1]["text"] == "after the crash"
     assert journal.read_bytes().endswith(b"\n")
+
+
+def test_a_reader_never_cuts_the_line_a_live_writer_is_writing(tmp_path):
+    rec = Recorder(Store(tmp_path))
+    script(rec, 0)
+    journal = tmp_path / JOURNAL
+    partial = journal.read_bytes() + b'{"kind":"node_added","node_id":"n9","pay'  # mid-append right now
+    journal.write_bytes(partial)
+    assert dump(read_tree(tmp_path)) == dump(rec.tree)
+    assert journal.read_bytes() == partial  # untouched
+    with pytest.raises(StoreError):
+        Store(tmp_path, readonly=True).append(Event(kind=EventKind.insight, payload={}))
+    with pytest.raises(FileNotFoundError):
+        read_tree(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_a_journal_that_is_only_a_torn_line(tmp_path):

@@ -25,7 +25,15 @@ class UserError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # `trex run TASK --max-nodes 3 key=value`: overrides may follow the options.
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(
+        "=" in e and not e.startswith("-") for e in extra
+    ):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
@@ -53,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-nodes", type=int, help="experiments to run beyond the base model")
     run.add_argument("--run-dir", help="where the run lives (default: runs/<task>-<time>)")
     run.add_argument("--planner", help="planner name (default: heuristic)")
+    _llm_cli().add_run_options(run)
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local cluster)")
     run.add_argument("--quiet", action="store_true", help="no live display")
     run.set_defaults(func=cmd_run)
@@ -69,18 +78,45 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="leaderboard and summary of a run")
     report.add_argument("run_dir")
-    report.add_argument("--format", choices=["text", "json"], default="text")
+    report.add_argument("--format", choices=["text", "json", "html", "png"], default="text",
+                        help="html: one offline explorer page; png: plots for docs")
+    report.add_argument("--out", help="html: the file (default RUN_DIR/explorer.html); png: the folder "
+                        "(default RUN_DIR/plots)")
     report.set_defaults(func=cmd_report)
 
-    tasks = sub.add_parser("tasks", help="list built-in tasks")
+    serve = sub.add_parser("serve", help="the tree explorer on http://127.0.0.1, live while the run goes")
+    serve.add_argument("run_dir")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to bind (default 127.0.0.1: this machine only)")
+    serve.set_defaults(func=cmd_serve)
+
+    _llm_cli().add_draft_command(sub)
+    _bench_cli().add_bench_command(sub)
+
+    tasks = sub.add_parser("tasks", help="list built-in tasks and the FT-Bench suites")
     tasks.set_defaults(func=cmd_tasks)
     return p
+
+
+def _bench_cli():  # type: ignore[no-untyped-def]
+    from trex_ray.ftbench import cli  # `trex bench`, <suite>/<task> names for `trex run` (Ray only when run)
+
+    return cli
+
+
+def _llm_cli():  # type: ignore[no-untyped-def]
+    from trex_ray.research.llm import cli  # `trex draft` and --model/--api-base/--notes (no litellm import)
+
+    return cli
 
 
 def resolve_task(name_or_path: str, overrides: list[str]) -> TaskSpec:
     from trex_ray.ftbench import builtin_task, list_builtin_tasks
 
     names = [n for n, _ in list_builtin_tasks()]
+    if _bench_cli().is_suite_ref(name_or_path) and not Path(name_or_path).exists():
+        return _bench_cli().resolve(name_or_path, overrides)
     if name_or_path in names and not Path(name_or_path).exists():
         return load_task(builtin_task(name_or_path).model_dump(mode="json"), overrides)
     if not Path(name_or_path).exists():
@@ -94,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"budget.max_nodes={args.max_nodes}")
     if args.planner:
         overrides.append(f"search.planner={args.planner}")
+    overrides += _llm_cli().llm_overrides(args)
     task = resolve_task(args.task, overrides)
     _check_planner(task)
     if args.run_dir and (Path(args.run_dir) / "journal.jsonl").exists():
@@ -137,13 +174,13 @@ def _check_planner(task: TaskSpec) -> None:
 
 def _load_tree(run_dir: str):  # type: ignore[no-untyped-def]
     from trex_ray.runtime.driver import task_of
-    from trex_ray.store import Store
+    from trex_ray.store import read_tree
 
     try:
         task = task_of(run_dir)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
-    return task, Store(run_dir).replay()
+    return task, read_tree(run_dir)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -160,6 +197,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from trex_ray.report import leaderboard, summary
 
+    if args.format in ("html", "png"):
+        return _report_files(args)
     task, tree = _load_tree(args.run_dir)
     if args.format == "json":
         print(json.dumps(summary(tree, task), default=str))
@@ -170,11 +209,48 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_files(args: argparse.Namespace) -> int:
+    if not (Path(args.run_dir) / "journal.jsonl").is_file():
+        raise UserError(f"{args.run_dir}: not a trex run directory (no journal); "
+                        "give the folder `trex run` printed")
+    if args.format == "html":
+        from trex_ray.report.html import write_html
+
+        print(write_html(args.run_dir, args.out))
+    else:
+        from trex_ray.report.plots import write_pngs
+
+        for path in write_pngs(args.run_dir, args.out or Path(args.run_dir) / "plots"):
+            print(path)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from trex_ray.report.serve import make_server
+
+    try:
+        server = make_server(args.run_dir, port=args.port, host=args.host)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"--port {args.port}: cannot listen ({exc.strerror}); try --port 0") from None
+    print(f"trex explorer of {args.run_dir} at {server.url}  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from trex_ray.ftbench import list_builtin_tasks
 
     for name, description in list_builtin_tasks():
         print(f"{name:<12} {description}")
+    for line in _bench_cli().task_lines():
+        print(line)
     return 0
 
 

@@ -20,6 +20,13 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from trex_ray.execute.bench_metrics import (
+    lawbench_score,
+    mc_accuracy,
+    ome_score,
+    tomg_score,
+    tool_call_accuracy,
+)
 from trex_ray.spec.task import MetricName
 
 logger = logging.getLogger(__name__)
@@ -156,6 +163,11 @@ METRICS: dict[str, Callable[[Sequence[str], Sequence[str]], float]] = {
     MetricName.macro_f1.value: macro_f1,
     MetricName.rouge1.value: rouge1,
     MetricName.rougeL.value: rougeL,
+    MetricName.mc_accuracy.value: mc_accuracy,
+    MetricName.tool_call_accuracy.value: tool_call_accuracy,
+    MetricName.tomg_score.value: tomg_score,
+    MetricName.ome_score.value: ome_score,
+    MetricName.lawbench_score.value: lawbench_score,
 }
 
 

@@ -46,6 +46,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_key_value_heads=4, max_position_embeddings=256,
     ),
 }
+# Word-class prior: each word of a lexicon class gets the class's shared random direction added
+# to its embedding, this many times the init std. It stands in for what pretraining gives a real
+# base model (words of one kind lie close together) without training: fine-tuning then learns a
+# class at once instead of word by word. 0 disables it.
+CLASS_PRIOR_SCALE = 6.0
 
 
 class ModelError(ValueError):
@@ -84,9 +89,35 @@ def build_builtin_model(preset: str, vocab_size: int, tokenizer: Any, seed: int 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
+    if CLASS_PRIOR_SCALE:
+        apply_class_prior(model, tokenizer, word_classes(), CLASS_PRIOR_SCALE, seed + 1)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
+
+
+def word_classes() -> dict[str, list[str]]:
+    """Groups of interchangeable words of the built-in lexicon (adjectives by polarity, nouns, ...)."""
+    from trex_ray.ftbench import lexicon as lx
+
+    names = ("POSITIVE", "NEGATIVE", "NEUTRAL", "NOUNS", "INTENSIFIERS", "OPENERS", "SYMBOLS",
+             "AGENTS", "OBJECTS", "PLACES", "DAYS")
+    classes = {name.lower(): list(getattr(lx, name)) for name in names if hasattr(lx, name)}
+    for past, present in getattr(lx, "VERBS", ()):
+        classes[f"verb-{present}"] = [past, present]
+    return classes
+
+
+def apply_class_prior(model: Any, tokenizer: Any, classes: dict[str, list[str]], scale: float, seed: int) -> None:
+    """Add one shared random direction per word class to the (tied) embedding rows of its words."""
+    weight = model.get_input_embeddings().weight
+    generator = torch.Generator().manual_seed(seed)
+    std = model.config.initializer_range * scale
+    with torch.no_grad():
+        for name in sorted(classes):
+            direction = torch.randn(weight.shape[1], generator=generator) * std
+            ids = [i for i in tokenizer.convert_tokens_to_ids(classes[name]) if i != tokenizer.unk_token_id]
+            weight[ids] += direction
 
 
 def _builtin_vocabulary() -> list[str]:
@@ -96,7 +127,8 @@ def _builtin_vocabulary() -> list[str]:
 
 
 def _builtin_dir(preset: str, vocabulary: list[str], cache_dir: Path) -> Path:
-    blob = json.dumps({"preset": PRESETS[preset], "vocab": vocabulary, "seed": BUILTIN_SEED}, sort_keys=True)
+    blob = json.dumps({"preset": PRESETS[preset], "vocab": vocabulary, "seed": BUILTIN_SEED,
+                       "prior": [CLASS_PRIOR_SCALE, word_classes()]}, sort_keys=True)
     return cache_dir / "models" / f"{preset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

@@ -277,7 +277,7 @@ class _Run:
 
     def run(self) -> str:
         """Train to the planned step count; returns 'finished', 'stopped' or 'diverged'."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         marks, batches = self.report_steps(), self.batches()
         status = "finished"
         while self.step < self.total:
@@ -292,6 +292,7 @@ class _Run:
                 status = "stopped"
                 break
         self.timings["train_s"] = time.perf_counter() - t0
+        self.timings["train_cpu_s"] = time.process_time() - c0
         return status
 
     def save(self, output_dir: str) -> None:
@@ -358,30 +359,52 @@ _DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
 class InProcessLauncher:
-    """Runs the loop here as a world of one (gloo on a free localhost port); the ``TrainLauncher``
-    for tests, notebooks and single-process runs."""
+    """Runs the loop here as a world of one (gloo on a free localhost port): the ``TrainLauncher``
+    for tests, notebooks and single-process runs.
+
+    The process group is made on first use and kept for later launches in this process: DeepSpeed
+    caches its groups, so a torn-down and re-made group breaks its next ``initialize``. Call
+    ``shutdown()`` to tear it down when no more training will run here.
+    """
 
     name = "inprocess"
 
-    def __init__(self, num_threads: int = 1) -> None:
-        self.num_threads = num_threads
+    def __init__(self, num_threads: int | None = None) -> None:
+        self.num_threads = num_threads  # None: the config's (run_plan sets it from cpus_per_worker)
 
     def launch(self, loop: Callable[[dict[str, Any]], dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
-        if dist.is_available() and dist.is_initialized():
-            return loop({"num_threads": self.num_threads, **config})
         saved_env = {k: os.environ.get(k) for k in _DIST_ENV}
         saved_threads = torch.get_num_threads()
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0",
-                          WORLD_SIZE="1", LOCAL_RANK="0")
+        os.environ.update(_world_of_one())
         try:
-            dist.init_process_group("gloo", rank=0, world_size=1)
-            return loop({"num_threads": self.num_threads, **config})
+            ensure_process_group()
+            return loop({**config, **({"num_threads": self.num_threads} if self.num_threads else {})})
         finally:
-            if dist.is_initialized():
-                dist.destroy_process_group()
+            torch.set_num_threads(saved_threads)
             for key, value in saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            torch.set_num_threads(saved_threads)
+
+    @staticmethod
+    def shutdown() -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+_PORT: list[int] = []
+
+
+def _world_of_one() -> dict[str, str]:
+    """The env of rank 0 in a world of one (DeepSpeed reads it), on a port chosen once per process."""
+    if not _PORT or not dist.is_initialized():
+        _PORT[:] = [free_port()]
+    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_PORT[0]), "RANK": "0", "WORLD_SIZE": "1",
+            "LOCAL_RANK": "0"}
+
+
+def ensure_process_group() -> None:
+    """A gloo process group of the world the env describes, unless one exists already."""
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trex_ray.ftbench import lexicon as lx
+from trex_ray.ftbench.mini import ANALOGS
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ TASKS: dict[str, TaskGen] = {
     "headline": TaskGen(_headline, _other_fact, 0.10, False,
                         "summarise a short news item's key fact as a five-word headline"),
 }
+TASKS.update({name: TaskGen(*spec) for name, spec in ANALOGS.items()})  # the ftbench-mini analogs
 
 
 def _rng(name: str, split: str, seed: int, stream: str) -> random.Random:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import string
 
+from trex_ray.ftbench.mini_lexicon import mini_vocabulary
 from trex_ray.spec.plan import TEMPLATES
 
 TASK_NAMES: tuple[str, ...] = ("sentiment", "reverse", "headline")
@@ -97,4 +98,5 @@ def _task_words() -> set[str]:
 def builtin_vocabulary() -> list[str]:
     """Sorted, de-duplicated list of every word the built-in tasks and templates can produce."""
     words = template_words() | _task_words() | set(TASK_NAMES) | set(PUNCTUATION)
+    words |= set(mini_vocabulary())  # the ftbench-mini analogs (ftbench/mini_lexicon.py)
     return sorted(w for w in words if w)

@@ -21,6 +21,7 @@ from typing import Any
 from trex_ray.report.text import describe
 from trex_ray.research.insights import plan_changes
 from trex_ray.spec import Progress
+from trex_ray.store import read_tree
 from trex_ray.tree import Node, SearchTree
 
 FORMAT = 1
@@ -41,6 +42,8 @@ def _text(s: Any, limit: int = MAX_TEXT) -> str | None:
         return None
     s = str(s)
     return s if len(s) <= limit else s[:limit] + f"… [{len(s) - limit} more characters]"
+
+
 
 
 def flat_plan(node: Node) -> dict[str, Any]:
@@ -77,7 +80,8 @@ def log_tail(run_dir: Path | None, node_id: str) -> str | None:
                 raw = f.read()
         except OSError:
             continue
-        lines = raw.decode("utf-8", errors="replace").splitlines()
+        # split on "\n" only: str.splitlines would also break at U+2028 and friends inside a line
+        lines = raw.decode("utf-8", errors="replace").rstrip("\n").split("\n")
         if size > LOG_TAIL_BYTES and lines:
             lines = lines[1:]  # the first line read is probably cut
         header = f"==> {path.name} <==" if len(logs) > 1 else None

@@ -20,11 +20,11 @@ import base64
 import hashlib
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from trex_ray.report.explorer_data import explorer_data
-from trex_ray.store import Store
+from trex_ray.report.explorer_data import explorer_data, read_tree
 
 STATIC = Path(__file__).with_name("static")
 SCRIPTS = ("explorer_core.js", "explorer_panels.js", "explorer.js")  # concatenated in this order
@@ -66,6 +66,11 @@ def _read(names: tuple[str, ...]) -> str:
     return "\n".join((STATIC / name).read_text(encoding="utf-8") for name in names)
 
 
+def _script() -> str:
+    """The explorer's JS files as one script, wrapped so that nothing leaks into the page's globals."""
+    return "(function () {\n" + _read(SCRIPTS) + "\n})();"
+
+
 def csp(script: str, style: str) -> str:
     """The page's policy: only our own inline script and stylesheet run; data: images for nothing
     but our own exports; fetches only to the page's origin (the live server)."""
@@ -99,18 +104,25 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """The explorer page for ``data`` (from :func:`explorer_data`)."""
-    script, style = _read(SCRIPTS), _read(STYLES)
+@lru_cache(maxsize=1)
+def assets() -> tuple[str, str, str]:
+    """(script, stylesheet, Content-Security-Policy) of the page, read once from ``static/``."""
+    script, style = _script(), _read(STYLES)
     if "</" in script or "</" in style:
         raise ValueError("static explorer assets must not contain '</' (it would end the inline element)")
-    return PAGE.format(policy=csp(script, style), style=style, data=safe_json(data), script=script)
+    return script, style, csp(script, style)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The explorer page for ``data`` (from :func:`explorer_data`)."""
+    script, style, policy = assets()
+    return PAGE.format(policy=policy, style=style, data=safe_json(data), script=script)
 
 
 def write_html(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the explorer of a run to ``out`` (default ``RUN_DIR/explorer.html``)."""
     run_dir = Path(run_dir)
-    tree = Store(run_dir).replay()
+    tree = read_tree(run_dir)
     path = Path(out) if out else run_dir / "explorer.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(explorer_data(tree, run_dir)), encoding="utf-8")

@@ -20,7 +20,7 @@ from trex_ray.runtime.env import apply_to_this_process, worker_env
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, wait_ready
 from trex_ray.runtime.display import ProgressDisplay
 from trex_ray.spec import TaskSpec
-from trex_ray.store import Store
+from trex_ray.store import read_tree
 from trex_ray.tree import SearchTree
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,12 @@ def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None =
                 log.debug("status unavailable: %s", exc)
     ray.get(done_ref)
     ray.kill(actor)
-    return Store(paths.run_dir).replay(), paths.run_dir
+    return read_tree(paths.run_dir), paths.run_dir
 
 
 def task_of(run_dir: str | Path) -> TaskSpec:
     """The task a run directory was started with (from its journal)."""
     if not (Path(run_dir) / "journal.jsonl").is_file():
         raise FileNotFoundError(f"{run_dir}: not a trex run directory (no journal); give the folder `trex run` printed")
-    tree = Store(run_dir).replay()
+    tree = read_tree(run_dir)
     return TaskSpec.model_validate(tree.meta["task"])

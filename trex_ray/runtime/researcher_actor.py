@@ -26,6 +26,7 @@ from trex_ray.runtime.node_runner import NodeJob, NodeRunner
 log = logging.getLogger(__name__)
 
 NAMESPACE = "trex"
+POOL_POLL_S = 1.0
 
 
 def actor_name(run_id: str) -> str:
@@ -53,7 +54,8 @@ class _Running:
 
 @ray.remote(num_cpus=0, max_concurrency=16, max_restarts=3)
 class ResearcherActor:
-    def __init__(self, run_dir: str, task: dict[str, Any], run_id: str, storage_path: str, cache_dir: str) -> None:
+    def __init__(self, run_dir: str, task: dict[str, Any], run_id: str, storage_path: str, cache_dir: str,
+                 pool: Any = None) -> None:
         from trex_ray.runtime.env import apply_to_this_process
 
         apply_to_this_process()
@@ -66,6 +68,8 @@ class ResearcherActor:
         self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id)
         self.running: dict[Any, _Running] = {}
         self.peak_running = 0
+        self.run_id = run_id
+        self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
 
     def _profile(self) -> dict[str, Any]:
         from trex_ray.execute.data import profile
@@ -80,11 +84,17 @@ class ResearcherActor:
     def run(self) -> dict[str, Any]:
         self_handle = ray.get_runtime_context().current_actor
         while True:
-            free = trial_slots(self.task.resources) - len(self.running)
-            for node in self.researcher.next_nodes(free):
+            want = trial_slots(self.task.resources) - len(self.running)
+            free = self._acquire(want)
+            nodes = self.researcher.next_nodes(free)
+            self._release(free - len(nodes))
+            for node in nodes:
                 self._dispatch(node, self_handle)
             self.peak_running = max(self.peak_running, len(self.running))
             if not self.running:
+                if free < want and self.researcher.stop_reason() is None:
+                    time.sleep(POOL_POLL_S)  # work left, but the shared pool has no slot for us yet
+                    continue
                 break
             ready, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
             for ref in ready:
@@ -92,6 +102,8 @@ class ResearcherActor:
             self._enforce_timeouts()
         reason = self.researcher.stop_reason() or "nothing left to try"
         self.researcher.finish(reason)
+        if self.pool is not None:
+            self.pool.leave.remote(self.run_id)
         return {"reason": reason, "peak_running": self.peak_running}
 
     def _dispatch(self, node: Node, self_handle: Any) -> None:
@@ -121,6 +133,7 @@ class ResearcherActor:
         except RayTaskError as exc:
             result = _failed(FailureKind.error, str(exc).strip().splitlines()[-1], job)
         ray.kill(job.runner)
+        self._release(1)
         self.researcher.on_result(job.node_id, result)
         log.info("%s %s metric=%s", job.node_id, result.outcome.value, result.metric)
 
@@ -131,7 +144,22 @@ class ResearcherActor:
                 log.warning("%s ran past %.0f s: killed", job.node_id, limit)
                 ray.kill(job.runner)
                 self.running.pop(ref)
+                self._release(1)
                 self.researcher.on_result(job.node_id, _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job))
+
+    # --- the shared slot pool (a no-op without one) -----------------------------------------
+    def _acquire(self, want: int) -> int:
+        if self.pool is None:
+            return want
+        try:
+            return int(ray.get(self.pool.acquire.remote(self.run_id, want, len(self.running)), timeout=30))
+        except Exception as exc:  # a lost pool must not stall the search: fall back to own slots
+            log.warning("slot pool unavailable (%s); using this run's own slots", exc)
+            return want
+
+    def _release(self, n: int) -> None:
+        if self.pool is not None and n > 0:
+            self.pool.release.remote(self.run_id, n)
 
     # --- calls from trials and from `trex status` -------------------------------------------
     def report_progress(self, node_id: str, progress: dict[str, Any]) -> str:

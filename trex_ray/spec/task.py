@@ -33,6 +33,12 @@ class MetricName(str, Enum):
     macro_f1 = "macro_f1"
     rouge1 = "rouge1"
     rougeL = "rougeL"
+    # FT-Bench scorers (trex_ray/execute/bench_metrics.py)
+    mc_accuracy = "mc_accuracy"
+    tool_call_accuracy = "tool_call_accuracy"
+    tomg_score = "tomg_score"
+    ome_score = "ome_score"
+    lawbench_score = "lawbench_score"
 
 
 class ModelSpec(Strict):
@@ -127,7 +133,7 @@ class LLMSpec(Strict):
     @classmethod
     def _provider_name(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/\S+", value):
-            raise ValueError(f"{value!r} is not provider/name; write e.g. openai/gpt-4o-mini or ollama/llama3")
+            raise ValueError(f"{value!r} is not provider/name; write e.g. openai/gpt-4o-mini, ollama/llama3")
         return value
 
     @field_validator("api_base")
@@ -150,11 +156,11 @@ class SearchSpec(Strict):
     widening_alpha: float = Field(default=0.5, gt=0, le=1)
     halving_eta: int = Field(default=2, ge=2)
     seed: int = 0
-    llm: LLMSpec | None = None
+    llm: LLMSpec = LLMSpec()  # used when planner is llm
 
     @model_validator(mode="after")
     def _llm_needs_model(self) -> SearchSpec:
-        if self.planner == "llm" and (self.llm is None or self.llm.model is None):
+        if self.planner == "llm" and self.llm.model is None:
             raise ValueError(
                 "search.llm.model: the llm planner needs a model; set it to provider/name "
                 "(e.g. openai/gpt-4o-mini) or pass --model"

@@ -35,14 +35,17 @@ class StoreError(RuntimeError):
 
 
 class Store:
-    def __init__(self, run_dir: str | Path, snapshot_every: int = 50) -> None:
+    def __init__(self, run_dir: str | Path, snapshot_every: int = 50, readonly: bool = False) -> None:
+        """``readonly``: a reader of a live run; it never creates, repairs or appends."""
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        if not readonly:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal_path = self.run_dir / JOURNAL
         self.snapshot_path = self.run_dir / SNAPSHOT
         self.snapshot_every = snapshot_every
         self._lock = threading.Lock()
-        self._seq = self._repair_and_count()
+        self._seq = 0 if readonly else self._repair_and_count()
         self._since_snapshot = 0
 
     @property
@@ -67,6 +70,8 @@ class Store:
 
     def append(self, event: Event) -> Event:
         """Write one event durably; when this returns, the event survives any crash."""
+        if self.readonly:
+            raise StoreError(f"{self.run_dir}: opened read-only")
         with self._lock:
             event = event.model_copy(update={"seq": self._seq})
             line = event.model_dump_json() + "\n"
@@ -131,3 +136,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_tree(run_dir: str | Path) -> SearchTree:
+    """The tree of a run directory, live or finished, read without writing to it."""
+    path = Path(run_dir)
+    if not (path / JOURNAL).is_file() and not (path / SNAPSHOT).is_file():
+        raise FileNotFoundError(f"{run_dir}: not a trex run directory (no {JOURNAL}); give the folder `trex run` printed")
+    return Store(path, readonly=True).replay()

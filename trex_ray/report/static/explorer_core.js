@@ -8,10 +8,12 @@
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const COLW = 230;             // layout: pixels per tree level (x)
+const COLW = 300;             // layout: pixels per tree level (x)
+const CHW = 6.95;             // width of one character of a node label (monospace, 11.5px)
 const ROWH = 28;              // layout: pixels per leaf row (y)
 const R = 7;                  // node radius
 const AUTO_VISIBLE = 300;     // above this many nodes, deep subtrees start collapsed
+const MIN_K = 0.01, MAX_K = 3; // zoom limits (0.01: 2,000 expanded rows fit on a screen)
 const STATUSES = ["finished", "pruned", "running", "pending", "stopped", "failed"];
 
 // --- DOM helpers --------------------------------------------------------------------------
@@ -62,6 +64,12 @@ function fmtValue(v) {
   return String(v);
 }
 function fmtTime(t) { return t ? new Date(t * 1000).toLocaleTimeString() : "–"; }
+/** A node's metric, else its status (with how far a running node has got). */
+function scoreText(n) {
+  if (n.metric !== null && n.metric !== undefined) return fmtMetric(n.metric);
+  const last = n.curve && n.curve.length ? n.curve[n.curve.length - 1] : null;
+  return n.status === "running" && last ? `running ${Math.round(last[0] * 100)}%` : n.status;
+}
 function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
 function idNum(id) { const v = parseInt(id.slice(1), 10); return Number.isFinite(v) ? v : 1e9; }
 
@@ -199,7 +207,7 @@ class TreeView {
   }
 
   setView(k, tx, ty) {
-    this.k = Math.min(3, Math.max(0.04, k)); this.tx = tx; this.ty = ty;
+    this.k = Math.min(MAX_K, Math.max(MIN_K, k)); this.tx = tx; this.ty = ty;
     this.vp.setAttribute("transform", `translate(${this.tx},${this.ty}) scale(${this.k})`);
     this.svg.classList.toggle("far", this.k < 0.45);
     const v = this.viewRect(), d = this.drawn;
@@ -219,7 +227,7 @@ class TreeView {
     let x1 = 0, y0 = Infinity, y1 = -Infinity;
     for (const n of vis) { x1 = Math.max(x1, n.x); y0 = Math.min(y0, n.y); y1 = Math.max(y1, n.y); }
     const k = Math.min(1.2, (w - 80) / (x1 + COLW), (ht - 60) / (y1 - y0 + ROWH));
-    this.setView(k, 30, (ht - (y1 + y0) * k) / 2);
+    this.setView(k, Math.max(30, (w - (x1 + COLW) * k) / 2), (ht - (y1 + y0) * k) / 2);
   }
 
   /** A first view that stays readable: fit when that is not too small, else start at the root. */
@@ -230,14 +238,17 @@ class TreeView {
     this.setView(0.55, 30, ht / 2 - (root ? root.y : 0) * 0.55);
   }
 
+  /** Bring ``n`` into view (centred if it was outside the middle of the view). */
   centerOn(n) {
-    const {w, h: ht} = this.size();
+    const {w, h: ht} = this.size(), sx = n.x * this.k + this.tx, sy = n.y * this.k + this.ty;
+    if (this.k >= 0.6 && sx > w * 0.1 && sx < w * 0.75 && sy > ht * 0.1 && sy < ht * 0.9) return;
     const k = Math.max(this.k, 0.6);
     this.setView(k, w * 0.4 - n.x * k, ht / 2 - n.y * k);
   }
 
   /** Draw what lies in the visible rectangle and one screen around it. */
   draw() {
+    if (this.raf) { cancelAnimationFrame(this.raf); this.raf = 0; }
     const v = this.viewRect(), mw = v.x1 - v.x0, mh = v.y1 - v.y0;
     const r = {x0: v.x0 - mw, x1: v.x1 + mw, y0: v.y0 - mh, y1: v.y1 + mh, k: this.k};
     const model = this.app.model, vis = this.visible;
@@ -259,9 +270,10 @@ class TreeView {
         const tx = c.x - 26;
         const best = model.best.has(p.id) && model.best.has(c.id);
         const dim = this.app.isDimmed(c) ? " dim" : "";
+        const from = Math.min(tx - 4, p.x + this.labelOf(p).end + 5);
         (best ? bestFrag : edgeFrag).append(s("path", {
           class: "edge" + (best ? " best" : "") + dim,
-          d: `M${p.x + R},${p.y}H${tx}V${c.y}H${c.x - R}`,
+          d: `M${from},${p.y}H${tx}V${c.y}H${c.x - R}`,
         }));
       }
     }
@@ -290,34 +302,45 @@ class TreeView {
     return c.join(" ");
   }
 
+  /** A node's one-line label (monospace): id, metric (or status), the plan cut to end before the
+   *  children's trunk, and "+N" hidden descendants; ``end`` is where it ends (for the edges). */
+  labelOf(n) {
+    const model = this.app.model, collapsed = n.kids.length > 0 && this.app.isCollapsed(n);
+    const x = n.kids.length ? R + 19 : R + 6;
+    const id = n.id + (n.id === model.bestId ? " ★" : ""), score = scoreText(n);
+    const more = collapsed ? ` +${n.size - 1}` : "";
+    const room = Math.floor((COLW - 34 - x) / CHW) - id.length - score.length - more.length - 2;
+    const plan = room > 3 ? " " + clip(n.label || "", room) : "";
+    return {x, id, score, plan, more, collapsed, end: x + (id.length + score.length + plan.length + more.length + 1) * CHW};
+  }
+
   nodeEl(n) {
-    const model = this.app.model, color = model.color(n), collapsed = n.kids.length && this.app.isCollapsed(n);
+    const model = this.app.model, color = model.color(n);
     const g = s("g", {class: this.nodeClass(n), "data-node-id": n.id, transform: `translate(${n.x},${n.y})`,
       role: "treeitem", "aria-label": `${n.id} ${n.status} ${fmtMetric(n.metric)}`});
     if (n.status === "running") g.append(s("circle", {class: "pulse", r: R + 2}));
-    g.append(s("circle", {class: "dot", r: n.id === model.bestId ? R + 2 : R, fill: color}));
+    // Zoomed far out, dots keep about 2.5 screen pixels so that the tree's shape stays visible.
+    const r = Math.max(n.id === model.bestId ? R + 2 : R, this.k < 0.45 ? 2.5 / this.k : 0);
+    g.append(s("circle", {class: "dot", r, fill: color}));
     if (n.status === "failed") g.append(s("path", {class: "cross", d: "M-3.5,-3.5L3.5,3.5M3.5,-3.5L-3.5,3.5"}));
-    let lx = R + 6;
+    const L = this.labelOf(n);
     if (n.kids.length) {
       g.append(s("g", {class: "knob", transform: `translate(${R + 9},0)`},
-        s("circle", {r: 5.5}), s("path", {d: collapsed ? "M-3,0H3M0,-3V3" : "M-3,0H3"})));
-      lx = R + 19;
+        s("circle", {r: 5.5}), s("path", {d: L.collapsed ? "M-3,0H3M0,-3V3" : "M-3,0H3"})));
     }
-    const label = s("text", {class: "label", x: lx, y: 4},
-      s("tspan", {class: "nid", text: n.id + (n.id === model.bestId ? " ★" : "")}),
-      s("tspan", {class: "nmetric", text: " " + (n.metric !== null ? fmtMetric(n.metric) : n.status)}),
-      s("tspan", {class: "nplan", text: " " + clip(n.label || "", 26)}));
-    if (collapsed) label.append(s("tspan", {class: "nmore", text: ` +${n.size - 1}`}));
+    const label = s("text", {class: "label", x: L.x, y: 4}, s("tspan", {class: "nid", text: L.id}),
+      s("tspan", {class: "nmetric", text: " " + L.score}), s("tspan", {class: "nplan", text: L.plan}));
+    if (L.more) label.append(s("tspan", {class: "nmore", text: L.more}));
     g.append(label);
     g.append(s("title", {text: `${n.id} · ${n.status} · ${fmtMetric(n.metric)}\n${n.label || ""}`}));
     return g;
   }
 
-  /** Re-class the drawn nodes (selection, filters, matches) without a redraw. */
-  restyle() {
-    for (const [id, el] of this.els) {
-      const n = this.app.model.get(id);
-      if (n) el.setAttribute("class", this.nodeClass(n));
+  /** Re-class drawn nodes (selection, matches) without a redraw: those of ``ids``, or all. */
+  restyle(ids) {
+    for (const id of ids || this.els.keys()) {
+      const el = this.els.get(id), n = this.app.model.get(id);
+      if (el && n) el.setAttribute("class", this.nodeClass(n));
     }
   }
 
@@ -342,7 +365,7 @@ class TreeView {
     this.svg.addEventListener("wheel", e => {
       e.preventDefault();
       const rect = this.svg.getBoundingClientRect(), mx = e.clientX - rect.left, my = e.clientY - rect.top;
-      const k = Math.min(3, Math.max(0.04, this.k * Math.exp(-e.deltaY * 0.0015)));
+      const k = Math.min(MAX_K, Math.max(MIN_K, this.k * Math.exp(-e.deltaY * 0.0015)));
       this.setView(k, mx - (mx - this.tx) * (k / this.k), my - (my - this.ty) * (k / this.k));
     }, {passive: false});
     this.svg.addEventListener("click", e => {
@@ -361,7 +384,7 @@ class TreeView {
 
   zoomBy(f) {
     const {w, h: ht} = this.size();
-    const k = Math.min(3, Math.max(0.04, this.k * f));
+    const k = Math.min(MAX_K, Math.max(MIN_K, this.k * f));
     this.setView(k, w / 2 - (w / 2 - this.tx) * (k / this.k), ht / 2 - (ht / 2 - this.ty) * (k / this.k));
   }
 }

@@ -57,7 +57,7 @@ function linePlot(o) {
     } else if (d) {
       svg.append(s("path", {class: "series " + se.cls + (se.dashed ? " dashed" : ""), d}));
       for (const [x, y] of se.points) {
-        if (y !== null && Number.isFinite(y) && se.points.length <= 40) {
+        if (y !== null && Number.isFinite(y) && se.points.length <= 40 && !se.step) {
           svg.append(s("circle", {class: "pt " + se.cls, cx: X(x), cy: Y(y), r: 2.5}));
         }
       }
@@ -185,15 +185,18 @@ function renderDetails(app, n) {
   blocks.push(curveSection(n, parent));
   blocks.push(planSection(app, n, parent));
   const metrics = Object.entries(n.metrics || {});
-  if (metrics.length) blocks.push(section("Metrics", kv(metrics.map(([k, v]) => [k, fmtMetric(v)]))));
+  if (metrics.length) {
+    blocks.push(section("Metrics", h("div", {class: "metrics"}, metrics.map(([k, v]) =>
+      h("span", {class: "metric"}, h("span", {class: "muted", text: k + " "}), h("b", {text: fmtMetric(v)}))))));
+  }
+  const samples = samplesSection(n);
+  if (samples) blocks.push(samples);
   const c = n.cost || {};
   blocks.push(section("Cost", kv([
     ["compute", n.cost ? fmtSeconds(c.compute_seconds) : null], ["wall", n.cost ? fmtSeconds(c.wall_seconds) : null],
     ["train steps", c.train_steps], ["train tokens", c.train_tokens], ["attempts", n.attempts],
     ["started", fmtTime(n.started_at)], ["finished", fmtTime(n.finished_at)],
     ["eval backend", n.eval_backend], ["checkpoint", n.checkpoint]])));
-  const samples = samplesSection(n);
-  if (samples) blocks.push(samples);
   if (n.log) blocks.push(section("Log tail", h("pre", {class: "log", text: n.log})));
   if (n.kids.length) {
     blocks.push(section(`Children (${n.kids.length})`, h("div", {class: "kids"}, n.kids.map(k =>
@@ -212,32 +215,43 @@ function renderLeaderboard(app, box, top) {
   h("td", {class: "num", text: i + 1}), h("td", {class: "nid", text: n.id}), h("td", null, statusChip(n.status)),
   h("td", {class: "num", text: fmtMetric(n.metric)}),
   h("td", {class: "num delta", text: model.base !== null ? fmtDelta(n.metric - model.base) : ""}),
-  h("td", {class: "plan", text: clip(n.label || "", 40), title: n.label || ""})));
+  h("td", {class: "plan", text: clip(n.label || "", 34), title: n.label || ""})));
   const table = h("table", {class: "board"}, h("tr", null, ["#", "node", "status", model.data.task.metric, "vs base", "plan"]
     .map(t => h("th", {text: t}))), rows);
+  table.addEventListener("click", e => {
+    const tr = e.target.closest("tr[data-node-id]");
+    if (tr) app.select(tr.getAttribute("data-node-id"), {reveal: true});
+  });
   box.replaceChildren(h("h3", {text: `Leaderboard — ${ranked.length} scored`}), table);
 }
 
 function renderCompute(app, box) {
   const model = app.model, pts = model.data.compute || [];
-  const scatter = pts.map(p => [p[0], model.get(p[2]) ? model.get(p[2]).metric : null]);
+  const total = pts.length ? pts[pts.length - 1][0] : 0;
+  const [div, unit] = secondsUnit(total);
+  const scatter = pts.map(p => [p[0] / div, model.get(p[2]) ? model.get(p[2]).metric : null]);
   const improvements = [];
   let last = null;
   for (const [x, y, id] of pts) {
-    if (y !== null && y !== last) { improvements.push({x, y, id, cls: "improve", title: `${id}: ${fmtMetric(y)} after ${fmtSeconds(x)}`}); last = y; }
+    if (y !== null && y !== last) {
+      improvements.push({x: x / div, y, id, cls: "improve", title: `${id}: ${fmtMetric(y)} after ${fmtSeconds(x)}`});
+      last = y;
+    }
   }
-  const total = pts.length ? pts[pts.length - 1][0] : 0;
   const plot = linePlot({width: 430, height: 210, title: "best score vs cumulative compute",
-    series: [{name: "best so far", cls: "best", step: true, stepTo: total, points: pts.map(p => [p[0], p[1]])},
+    series: [{name: "best so far", cls: "best", step: true, stepTo: total / div, points: pts.map(p => [p[0] / div, p[1]])},
       {name: "each node", cls: "each", scatter: true, points: scatter}],
-    points: improvements, xLabel: "cumulative compute", yLabel: model.data.task.metric,
-    xFmt: fmtSecondsShort, yFmt: t => t.toFixed(2), empty: "no node has finished yet"});
+    points: improvements, xLabel: `cumulative compute (${unit})`, yLabel: model.data.task.metric,
+    yFmt: t => t.toFixed(2), empty: "no node has finished yet"});
+  plot.addEventListener("click", e => {
+    const hit = e.target.closest("[data-node-id]");
+    if (hit) app.select(hit.getAttribute("data-node-id"), {reveal: true});
+  });
   box.replaceChildren(h("h3", {text: "Best score vs compute"}), plot);
 }
-function fmtSecondsShort(x) {
-  if (x < 120) return Math.round(x) + "s";
-  if (x < 7200) return Math.round(x / 60) + "m";
-  return (x / 3600).toFixed(1) + "h";
+/** The unit to show a number of seconds in, chosen from the largest value: [divisor, name]. */
+function secondsUnit(max) {
+  return max < 300 ? [1, "s"] : max < 3 * 3600 ? [60, "min"] : [3600, "h"];
 }
 
 // --- legend and status filters -----------------------------------------------------------

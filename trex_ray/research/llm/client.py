@@ -21,23 +21,23 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from trex_ray.research.llm.ledger import CALL_LOG, Answer, CallLog, Spend, approx_tokens
 from trex_ray.research.llm.scrub import Scrubber, ScrubFilter
 from trex_ray.spec.task import LLMSpec
 
 log = logging.getLogger(__name__)
 
-CALL_LOG = "llm_calls.jsonl"
 ANSWER_TOKENS = 2048  # cap on one answer's length (sent as max_tokens)
 MAX_ANSWER_CHARS = 16_000  # a longer answer is rejected unread
-MAX_FAILED_STEPS = 3  # steps in a row that could not reach the LLM: then it is off for the run
+MAX_FAILED_STEPS = 3  # steps in a row with no usable answer (unreachable or invalid): then it is off
 MAX_REASON_CHARS = 600
 _FATAL_STATUS = {401, 403, 404}  # wrong key or model: retrying cannot help
 _THIRD_PARTY_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "openai", "httpx")
 T = TypeVar("T")
+_LOG_FILTER = ScrubFilter(Scrubber())  # on litellm's, openai's and httpx's loggers
 
 
 def load_litellm() -> Any:
@@ -48,10 +48,6 @@ def load_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.drop_params = True  # a provider without e.g. temperature still answers
     return litellm
-
-
-def approx_tokens(text: str) -> int:
-    return len(text) // 4 + 1
 
 
 class LLMUnavailable(RuntimeError):
@@ -66,78 +62,14 @@ class Rejection(ValueError):
     """Raised by a ``check``: this answer is unusable; the message tells the model how to fix it."""
 
 
-@dataclass
-class Answer:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float | None
-    latency_s: float
-    via_tool: bool
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-class CallLog:
-    """Append-only JSONL of calls and decisions; every record is scrubbed before it is written."""
-
-    def __init__(self, path: Path | None, scrubber: Scrubber) -> None:
-        self.path = path
-        self.scrub = scrubber
-        self.records: list[dict[str, Any]] = self._read()
-        self._lock = threading.Lock()
-
-    def _read(self) -> list[dict[str, Any]]:
-        if self.path is None or not self.path.is_file():
-            return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line after a crash
-                continue
-        return out
-
-    def write(self, record: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            record = self.scrub.data({"seq": len(self.records), "time": round(time.time(), 3), **record})
-            self.records.append(record)
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-            return record
-
-
-class Spend:
-    """Tokens and dollars used so far (restored from the call log, so a resume keeps counting)."""
-
-    def __init__(self, spec: LLMSpec, records: list[dict[str, Any]]) -> None:
-        self.spec = spec
-        calls = [r for r in records if r.get("kind") == "call"]
-        self.tokens = sum(int(r.get("prompt_tokens") or 0) + int(r.get("completion_tokens") or 0) for r in calls)
-        self.dollars = sum(float(r.get("cost") or 0.0) for r in calls)
-
-    def add(self, answer: Answer) -> None:
-        self.tokens += answer.tokens
-        self.dollars += answer.cost or 0.0
-
-    def exhausted(self, next_prompt_tokens: int = 0) -> str | None:
-        s = self.spec
-        if s.max_tokens is not None and self.tokens + next_prompt_tokens > s.max_tokens:
-            return f"token budget spent ({self.tokens} used, next prompt ~{next_prompt_tokens}, max {s.max_tokens})"
-        if s.max_dollars is not None and self.dollars >= s.max_dollars:
-            return f"dollar budget spent (${self.dollars:.4f} of ${s.max_dollars:g})"
-        return None
-
-
 class LLMClient:
-    def __init__(self, spec: LLMSpec, run_dir: Path | None = None, backoff_s: float = 1.0,
-                 scrubber: Scrubber | None = None) -> None:
+    def __init__(
+        self,
+        spec: LLMSpec,
+        run_dir: Path | None = None,
+        backoff_s: float = 1.0,
+        scrubber: Scrubber | None = None,
+    ) -> None:
         if spec.model is None:
             raise ValueError("search.llm.model: the llm planner needs a model (provider/name)")
         self.spec = spec
@@ -159,8 +91,9 @@ class LLMClient:
     def disable(self, reason: str) -> None:
         if self.disabled is None:
             self.disabled = self.scrub.text(reason)
-            log.warning("LLM planner off for the rest of the run: %s; the heuristic planner takes over",
-                        self.disabled)
+            log.warning(
+                "LLM planner off for the rest of the run: %s; the heuristic planner takes over", self.disabled
+            )
             self.note("disabled", stage=None, reason=self.disabled)
 
     def note(self, kind: str, stage: str | None, **fields: Any) -> None:
@@ -168,59 +101,90 @@ class LLMClient:
         self.log.write({"kind": kind, "stage": stage, **fields})
 
     # --- one step: ask, check, repair ------------------------------------------------------
-    def ask(self, stage: str, messages: list[dict[str, Any]], tool: dict[str, Any],
-            check: Callable[[str], tuple[T, list[str]]], node: str | None = None) -> T:
+    def ask(
+        self,
+        stage: str,
+        messages: list[dict[str, Any]],
+        tool: dict[str, Any],
+        check: Callable[[str], tuple[T, list[str]]],
+        node: str | None = None,
+    ) -> T:
         with self._lock:
             if self.disabled is not None:
                 raise LLMUnavailable(self.disabled)
-            messages = self.scrub.data(messages)
-            reason = "no answer"
-            for repair in range(self.spec.max_repairs + 1):
-                answer = self._step_call(stage, messages, tool, node, repair)
-                try:
-                    value, problems = check(answer.text)
-                except Rejection as exc:
-                    reason = self.scrub.text(str(exc))[:MAX_REASON_CHARS]
-                    self._record_answer(stage, node, repair, messages, answer, "rejected", reason)
-                    messages = [*messages, {"role": "assistant", "content": answer.text[:2000]},
-                                {"role": "user", "content": _repair_prompt(reason, tool)}]
-                    continue
-                outcome = "partial" if problems else "ok"
-                self._record_answer(stage, node, repair, messages, answer, outcome, "; ".join(problems) or None)
-                return value
-            raise Rejected(f"no valid answer after {self.spec.max_repairs + 1} tries: {reason}")
+            try:
+                value = self._ask(stage, self.scrub.data(messages), tool, check, node)
+            except (LLMUnavailable, Rejected):
+                self._failed_steps += 1
+                if self._failed_steps >= MAX_FAILED_STEPS:
+                    self.disable(f"{self._failed_steps} steps in a row got no usable answer")
+                raise
+            self._failed_steps = 0
+            return value
 
-    def _step_call(self, stage: str, messages: list[dict[str, Any]], tool: dict[str, Any],
-                   node: str | None, repair: int) -> Answer:
-        try:
+    def _ask(
+        self,
+        stage: str,
+        messages: list[dict[str, Any]],
+        tool: dict[str, Any],
+        check: Callable[[str], tuple[T, list[str]]],
+        node: str | None,
+    ) -> T:
+        reason = "no answer"
+        for repair in range(self.spec.max_repairs + 1):
             answer = self._call(stage, messages, tool, node, repair)
-        except LLMUnavailable:
-            self._failed_steps += 1
-            if self._failed_steps >= MAX_FAILED_STEPS and self.disabled is None:
-                self.disable(f"{self._failed_steps} steps in a row could not reach the LLM")
-            raise
-        self._failed_steps = 0
-        return answer
+            try:
+                value, problems = check(answer.text)
+            except Rejection as exc:
+                reason = self.scrub.text(str(exc))[:MAX_REASON_CHARS]
+                self._record_answer(stage, node, repair, messages, answer, "rejected", reason)
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": answer.text[:2000]},
+                    {"role": "user", "content": _repair_prompt(reason, tool)},
+                ]
+                continue
+            outcome = "partial" if problems else "ok"
+            self._record_answer(stage, node, repair, messages, answer, outcome, "; ".join(problems) or None)
+            return value
+        raise Rejected(f"no valid answer after {self.spec.max_repairs + 1} tries: {reason}")
 
     # --- transport: retries with backoff ------------------------------------------------------
-    def _call(self, stage: str, messages: list[dict[str, Any]], tool: dict[str, Any],
-              node: str | None, repair: int) -> Answer:
+    def _call(
+        self, stage: str, messages: list[dict[str, Any]], tool: dict[str, Any], node: str | None, repair: int
+    ) -> Answer:
         for attempt in range(self.spec.max_retries + 1):
             self._check_budget(stage, messages)
+            self._prepare(load_litellm())  # the first import is slow: not part of the latency
             start = time.monotonic()
             try:
                 response = self._complete(messages, tool)
             except Exception as exc:  # noqa: BLE001 - every provider error is classified below
                 status, reason = _status(exc), self.scrub.text(_describe(exc))
-                self.log.write({"kind": "call", "stage": stage, "node": node, "model": self.spec.model,
-                                "repair": repair, "attempt": attempt, "messages": messages, "answer": None,
-                                "latency_s": round(time.monotonic() - start, 3), "outcome": "error",
-                                "reason": reason})
+                self.log.write(
+                    {
+                        "kind": "call",
+                        "stage": stage,
+                        "node": node,
+                        "model": self.spec.model,
+                        "repair": repair,
+                        "attempt": attempt,
+                        "messages": messages,
+                        "answer": None,
+                        "latency_s": round(time.monotonic() - start, 3),
+                        "outcome": "error",
+                        "reason": reason,
+                    }
+                )
                 log.warning("LLM %s call failed (attempt %d): %s", stage, attempt + 1, reason)
                 if status in _FATAL_STATUS:
                     self.disable(reason)
                     raise LLMUnavailable(reason) from None
-                if status == 400 and self._tools_ok and any(w in reason.lower() for w in ("tool", "function")):
+                if (
+                    status == 400
+                    and self._tools_ok
+                    and any(w in reason.lower() for w in ("tool", "function"))
+                ):
                     self._tools_ok = False  # answer as JSON text instead
                     continue
                 if not _retryable(status) or attempt == self.spec.max_retries:
@@ -235,8 +199,13 @@ class LLMClient:
     def _check_budget(self, stage: str, messages: list[dict[str, Any]]) -> None:
         reason = self.spend.exhausted(approx_tokens(json.dumps(messages)))
         if reason is not None:
-            self.note("budget", stage=stage, reason=reason, tokens=self.spend.tokens,
-                      dollars=round(self.spend.dollars, 6))
+            self.note(
+                "budget",
+                stage=stage,
+                reason=reason,
+                tokens=self.spend.tokens,
+                dollars=round(self.spend.dollars, 6),
+            )
             self.disable(reason)
             raise LLMUnavailable(reason)
 
@@ -253,8 +222,12 @@ class LLMClient:
         litellm = load_litellm()
         self._prepare(litellm)
         kwargs: dict[str, Any] = {
-            "model": self.spec.model, "messages": messages, "timeout": self.spec.timeout_s,
-            "max_retries": 0, "temperature": self.spec.temperature, "max_tokens": ANSWER_TOKENS,
+            "model": self.spec.model,
+            "messages": messages,
+            "timeout": self.spec.timeout_s,
+            "max_retries": 0,
+            "temperature": self.spec.temperature,
+            "max_tokens": ANSWER_TOKENS,
         }
         if self.spec.api_base:
             kwargs["api_base"] = self.spec.api_base
@@ -268,10 +241,11 @@ class LLMClient:
     def _prepare(self, litellm: Any) -> None:
         if self._ready:
             return
+        _LOG_FILTER.scrubber = self.scrub  # the latest client's view of the secrets
         for name in _THIRD_PARTY_LOGGERS:
             logger = logging.getLogger(name)
-            if not any(isinstance(f, ScrubFilter) for f in logger.filters):
-                logger.addFilter(ScrubFilter(self.scrub))
+            if _LOG_FILTER not in logger.filters:
+                logger.addFilter(_LOG_FILTER)
         if self.spec.api_base:  # a self-hosted server often needs no key, but the SDK wants one
             try:
                 env = litellm.validate_environment(model=self.spec.model, api_base=self.spec.api_base)
@@ -285,13 +259,23 @@ class LLMClient:
         message = getattr(choices[0], "message", None)
         calls = getattr(message, "tool_calls", None) or []
         function = getattr(calls[0], "function", None) if calls else None
-        text = getattr(function, "arguments", None) if function is not None else getattr(message, "content", None)
+        text = (
+            getattr(function, "arguments", None)
+            if function is not None
+            else getattr(message, "content", None)
+        )
         text = text if isinstance(text, str) else ("" if text is None else json.dumps(text, default=str))
         usage = getattr(response, "usage", None)
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion = int(getattr(usage, "completion_tokens", 0) or 0) or approx_tokens(text)
-        return Answer(text=text, prompt_tokens=prompt, completion_tokens=completion, cost=self._cost(response),
-                      latency_s=round(latency, 3), via_tool=function is not None)
+        return Answer(
+            text=text,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost=self._cost(response),
+            latency_s=round(latency, 3),
+            via_tool=function is not None,
+        )
 
     def _cost(self, response: Any) -> float | None:
         try:
@@ -299,27 +283,51 @@ class LLMClient:
         except Exception:  # noqa: BLE001 - a model without a known price
             if self.spec.max_dollars is not None and not getattr(self, "_warned_price", False):
                 self._warned_price = True
-                log.warning("no price known for %s: the dollar budget is not tracked; the token budget is",
-                            self.spec.model)
+                log.warning(
+                    "no price known for %s: the dollar budget is not tracked; the token budget is",
+                    self.spec.model,
+                )
             return None
 
-    def _record_answer(self, stage: str, node: str | None, repair: int, messages: list[dict[str, Any]],
-                       answer: Answer, outcome: str, reason: str | None) -> None:
-        self.log.write({
-            "kind": "call", "stage": stage, "node": node, "model": self.spec.model, "repair": repair,
-            "messages": messages, "answer": answer.text[:MAX_ANSWER_CHARS], "via_tool": answer.via_tool,
-            "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-            "cost": answer.cost, "latency_s": answer.latency_s, "outcome": outcome, "reason": reason,
-            "spent": {"tokens": self.spend.tokens, "dollars": round(self.spend.dollars, 6)},
-        })
+    def _record_answer(
+        self,
+        stage: str,
+        node: str | None,
+        repair: int,
+        messages: list[dict[str, Any]],
+        answer: Answer,
+        outcome: str,
+        reason: str | None,
+    ) -> None:
+        self.log.write(
+            {
+                "kind": "call",
+                "stage": stage,
+                "node": node,
+                "model": self.spec.model,
+                "repair": repair,
+                "messages": messages,
+                "answer": answer.text[:MAX_ANSWER_CHARS],
+                "via_tool": answer.via_tool,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "cost": answer.cost,
+                "latency_s": answer.latency_s,
+                "outcome": outcome,
+                "reason": reason,
+                "spent": {"tokens": self.spend.tokens, "dollars": round(self.spend.dollars, 6)},
+            }
+        )
 
 
 def _repair_prompt(reason: str, tool: dict[str, Any]) -> str:
     name = tool["function"]["name"]
-    return (f"Your answer was rejected: {reason}\n"
-            f"Answer again by calling {name} with arguments that fix this (or, if you cannot call "
-            "functions, with only the JSON object of its arguments). Nothing you write is executed: "
-            "only the schema's fields are read, and anything else is rejected.")
+    return (
+        f"Your answer was rejected: {reason}\n"
+        f"Answer again by calling {name} with arguments that fix this (or, if you cannot call "
+        "functions, with only the JSON object of its arguments). Nothing you write is executed: "
+        "only the schema's fields are read, and anything else is rejected."
+    )
 
 
 def _status(exc: Exception) -> int | None:

@@ -107,11 +107,19 @@ class TaskDraft(_Answer):
 
 # --- JSON schemas of the functions the model is asked to call --------------------------------
 def _function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required or [],
+        "additionalProperties": False,
+    }
 
 
 def _string(max_length: int, **extra: Any) -> dict[str, Any]:
@@ -119,48 +127,82 @@ def _string(max_length: int, **extra: Any) -> dict[str, Any]:
 
 
 def plans_tool(k: int, ops: list[str]) -> dict[str, Any]:
-    train = {name: {"type": kind, "minimum": low, "maximum": high} for name, (low, high, kind) in BOUNDS.items()}
+    train = {
+        name: {"type": kind, "minimum": low, "maximum": high} for name, (low, high, kind) in BOUNDS.items()
+    }
     train["mode"] = {"type": "string", "enum": ["full", "lora"]}
     train["warm_start"] = {"type": "boolean", "description": "continue from the parent's checkpoint"}
     op = _obj({"op": {"type": "string", "enum": sorted(ops)}, "params": {"type": "object"}}, ["op"])
-    data = _obj({"ops": {"type": "array", "items": op, "maxItems": MAX_OPS},
-                 "template": {"type": "string", "enum": sorted(TEMPLATES)}})
-    plan = _obj({
-        "data": data,
-        "train": _obj(train),
-        "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
-        "rationale": _string(MAX_RATIONALE, description="why this experiment, in plain prose; cite findings"),
-        "cites": {"type": "array", "items": _string(80), "maxItems": MAX_CITES,
-                  "description": "ids of the findings this plan relies on"},
-    }, ["rationale"])
+    data = _obj(
+        {
+            "ops": {"type": "array", "items": op, "maxItems": MAX_OPS},
+            "template": {"type": "string", "enum": sorted(TEMPLATES)},
+        }
+    )
+    plan = _obj(
+        {
+            "data": data,
+            "train": _obj(train),
+            "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+            "rationale": _string(
+                MAX_RATIONALE, description="why this experiment, in plain prose; cite findings"
+            ),
+            "cites": {
+                "type": "array",
+                "items": _string(80),
+                "maxItems": MAX_CITES,
+                "description": "ids of the findings this plan relies on",
+            },
+        },
+        ["rationale"],
+    )
     plans = {"type": "array", "items": plan, "minItems": 1, "maxItems": k}
-    return _function("propose_plans", f"Propose up to {k} child experiments of the node being expanded. "
-                     "Fields left out keep the parent's values.", _obj({"plans": plans}, ["plans"]))
+    return _function(
+        "propose_plans",
+        f"Propose up to {k} child experiments of the node being expanded. "
+        "Fields left out keep the parent's values.",
+        _obj({"plans": plans}, ["plans"]),
+    )
 
 
 def insight_tool() -> dict[str, Any]:
-    params = _obj({"insight": _string(MAX_INSIGHT, description="one sentence: what this result teaches"),
-                   "tags": {"type": "array", "items": _string(40), "maxItems": 5}}, ["insight"])
-    return _function("record_insight", "Record the lesson of the latest experiment for later planning.", params)
+    params = _obj(
+        {
+            "insight": _string(MAX_INSIGHT, description="one sentence: what this result teaches"),
+            "tags": {"type": "array", "items": _string(40), "maxItems": 5},
+        },
+        ["insight"],
+    )
+    return _function(
+        "record_insight", "Record the lesson of the latest experiment for later planning.", params
+    )
 
 
 def queries_tool() -> dict[str, Any]:
-    params = _obj({"queries": {"type": "array", "items": _string(MAX_QUERY), "minItems": 1,
-                               "maxItems": MAX_QUERIES}}, ["queries"])
-    return _function("search_literature", "Search queries (papers, datasets, notes) useful to plan this "
-                     "fine-tuning task.", params)
+    params = _obj(
+        {"queries": {"type": "array", "items": _string(MAX_QUERY), "minItems": 1, "maxItems": MAX_QUERIES}},
+        ["queries"],
+    )
+    return _function(
+        "search_literature",
+        "Search queries (papers, datasets, notes) useful to plan this fine-tuning task.",
+        params,
+    )
 
 
 def task_tool(columns: list[str]) -> dict[str, Any]:
     column = {"type": "string", "enum": columns} if columns else _string(128)
-    params = _obj({
-        "name": _string(64, pattern="^[A-Za-z0-9_.-]+$"),
-        "description": _string(MAX_RATIONALE),
-        "input_field": column,
-        "target_field": column,
-        "metric": {"type": "string", "enum": [m.value for m in MetricName]},
-        "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": 4096},
-        "base_model": _string(200, description="base model id; leave out to keep the default"),
-        "rationale": _string(MAX_RATIONALE),
-    }, ["name", "description", "input_field", "target_field", "metric", "max_new_tokens"])
+    params = _obj(
+        {
+            "name": _string(64, pattern="^[A-Za-z0-9_.-]+$"),
+            "description": _string(MAX_RATIONALE),
+            "input_field": column,
+            "target_field": column,
+            "metric": {"type": "string", "enum": [m.value for m in MetricName]},
+            "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": 4096},
+            "base_model": _string(200, description="base model id; leave out to keep the default"),
+            "rationale": _string(MAX_RATIONALE),
+        },
+        ["name", "description", "input_field", "target_field", "metric", "max_new_tokens"],
+    )
     return _function("draft_task", "Draft the fine-tuning task specification for the request.", params)

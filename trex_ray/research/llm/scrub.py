@@ -38,7 +38,8 @@ def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of secret-looking environment variables, longest first."""
     environ = os.environ if environ is None else environ
     values = {
-        v for k, v in environ.items()
+        v
+        for k, v in environ.items()
         if _SECRET_NAME.search(k) and not _NOT_SECRET.match(k) and len(v) >= MIN_SECRET_LEN
     }
     return sorted(values, key=len, reverse=True)

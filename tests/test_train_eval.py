@@ -1,0 +1,139 @@
+"""run_plan end to end in this process: DeepSpeed on CPU (gloo), full and LoRA, warm start, early stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trex_ray.execute.context import Decision, RunContext
+from trex_ray.execute.evaluate import HFBackend, evaluate, get_backend
+from trex_ray.execute.run_plan import run_plan
+from trex_ray.execute.train import InProcessLauncher
+from trex_ray.ftbench.registry import builtin_task
+from trex_ray.spec import DataOp, DataRecipe, FailureKind, Outcome, Plan, Progress, Result, TrainRecipe
+
+SMALL = DataRecipe(ops=[DataOp(op="subsample", params={"n": 400})])
+TASK = builtin_task("sentiment")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _run(plan: Plan, cache: Path, work: Path, parent: Result | None = None, **kw: object) -> Result:
+    ctx = RunContext(task=TASK, node_id=work.name, work_dir=work, cache_dir=cache, launcher=InProcessLauncher(),
+                     parent_checkpoint=parent.checkpoint if parent else None,
+                     parent_adapter=bool(parent and parent.checkpoint and (Path(parent.checkpoint) /
+                                                                           "adapter_config.json").is_file()),
+                     **kw)  # type: ignore[arg-type]
+    return run_plan(plan, ctx)
+
+
+def _small(**train: object) -> Plan:
+    return Plan(data=SMALL, train=TrainRecipe(**{"epochs": 1, "batch_size": 8, **train}))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def full_parent(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    return _run(_small(mode="full", learning_rate=1e-3), cache, tmp_path_factory.mktemp("full"))
+
+
+@pytest.fixture(scope="module")
+def lora_parent(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    plan = _small(mode="lora", learning_rate=3e-3, zero_stage=3, lora_r=4)
+    return _run(plan, cache, tmp_path_factory.mktemp("lora"))
+
+
+def _learned(result: Result) -> None:
+    assert result.outcome is Outcome.finished, result.error
+    assert result.metric is not None and result.checkpoint and Path(result.checkpoint).is_dir()
+    assert result.curve[-1].train_loss < result.curve[0].train_loss
+    assert result.curve[-1].fraction == 1.0 and result.curve[-1].val_loss is not None
+
+
+def test_full_fine_tuning_zero0_reduces_the_loss(full_parent: Result) -> None:
+    _learned(full_parent)
+    assert (Path(full_parent.checkpoint) / "model.safetensors").is_file()  # type: ignore[arg-type]
+    assert full_parent.cost.train_steps == 45 and full_parent.cost.train_tokens > 0
+    assert full_parent.eval_backend == "hf" and len(full_parent.samples) == 5
+    assert full_parent.provenance["plan_hash"] and full_parent.provenance["versions"]["deepspeed"]
+
+
+def test_lora_zero3_reduces_the_loss_and_saves_only_the_adapter(lora_parent: Result) -> None:
+    _learned(lora_parent)
+    saved = {p.name for p in Path(lora_parent.checkpoint).iterdir()}  # type: ignore[arg-type]
+    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+
+
+def test_full_zero2_runs(cache: Path, tmp_path: Path) -> None:
+    _learned(_run(_small(mode="full", zero_stage=2, epochs=0.5), cache, tmp_path / "z2"))
+
+
+def test_warm_start_continues_from_a_lower_loss(full_parent: Result, lora_parent: Result, cache: Path,
+                                                tmp_path: Path) -> None:
+    child = _run(_small(mode="full", learning_rate=1e-3, warm_start=True, epochs=0.5), cache, tmp_path / "c1",
+                 parent=full_parent)
+    assert child.outcome is Outcome.finished and child.curve[0].train_loss < full_parent.curve[0].train_loss
+    adapter_child = _run(_small(mode="lora", learning_rate=3e-3, warm_start=True, epochs=0.5, lora_r=4), cache,
+                         tmp_path / "c2", parent=lora_parent)
+    assert adapter_child.outcome is Outcome.finished
+    assert adapter_child.curve[0].train_loss < lora_parent.curve[0].train_loss
+
+
+def test_mode_none_evaluates_the_parent_as_it_is(full_parent: Result, cache: Path, tmp_path: Path) -> None:
+    result = _run(Plan(data=SMALL, train=TrainRecipe(mode="none", warm_start=True)), cache, tmp_path / "n",
+                  parent=full_parent)
+    assert result.outcome is Outcome.finished and result.metric == full_parent.metric
+    assert result.checkpoint is None and result.cost.train_steps == 0
+
+
+def test_same_plan_and_seed_give_the_same_result(full_parent: Result, cache: Path, tmp_path: Path) -> None:
+    again = _run(_small(mode="full", learning_rate=1e-3), cache, tmp_path / "again")
+    assert again.curve == full_parent.curve and again.metric == full_parent.metric
+
+
+def test_divergence_is_classified(cache: Path, tmp_path: Path) -> None:
+    result = _run(_small(mode="full", learning_rate=1.0, warmup_ratio=0.0), cache, tmp_path / "div")
+    assert result.outcome is Outcome.failed and result.failure is FailureKind.diverged
+    assert result.error and "diverged" in result.error and result.checkpoint is None
+
+
+def test_progress_callback_can_stop_the_run(cache: Path, tmp_path: Path) -> None:
+    seen: list[Progress] = []
+
+    def stop_at_first(progress: Progress) -> Decision:
+        seen.append(progress)
+        return Decision.STOP
+
+    result = _run(_small(mode="full"), cache, tmp_path / "stop", on_progress=stop_at_first)
+    assert result.outcome is Outcome.stopped and len(seen) == 1 and len(result.curve) == 1
+    assert 0 < result.cost.train_steps < 45 and seen[0].val_loss is not None
+
+
+def test_errors_become_failed_results(cache: Path, tmp_path: Path) -> None:
+    plan = Plan(data=DataRecipe(ops=[DataOp(op="no_such_op")]))
+    result = _run(plan, cache, tmp_path / "err")
+    assert result.outcome is Outcome.failed and result.failure is FailureKind.error
+    assert result.error and "no_such_op" in result.error and "\n" not in result.error
+
+
+def test_get_backend_knows_hf_and_names_the_choices() -> None:
+    assert isinstance(get_backend("hf"), HFBackend)
+    with pytest.raises(ValueError, match="hf"):
+        get_backend("nope")
+
+
+@pytest.mark.slow
+def test_sentiment_base_is_poor_and_fine_tuning_learns_it(cache: Path, tmp_path: Path) -> None:
+    base = _run(Plan(train=TrainRecipe(mode="none")), cache, tmp_path / "base")
+    assert base.outcome is Outcome.finished and base.metric is not None and base.metric < 0.2
+    trained = _run(Plan(train=TrainRecipe(mode="full", learning_rate=1e-3, epochs=2, batch_size=8)), cache,
+                   tmp_path / "trained")
+    assert trained.metric is not None and trained.metric >= 0.7, trained.curve
+    ds = [{"prompt": s["prompt"], "target": s["target"]} for s in trained.samples]
+    again, _, _ = evaluate(HFBackend(), "unused", trained.checkpoint, False,
+                           {"prompt": [d["prompt"] for d in ds], "target": [d["target"] for d in ds]},
+                           "accuracy", 2, 2)
+    assert 0.0 <= again <= 1.0

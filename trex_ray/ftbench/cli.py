@@ -1,0 +1,121 @@
+"""The FT-Bench part of the ``trex`` command: ``trex bench``, suite tasks for ``trex run``, ``trex tasks``.
+
+    trex bench --suite ftbench-mini --max-nodes 6
+    trex bench --suite ftbench-mini --tasks hoc,sst2 --max-nodes 2 --json
+    trex run ftbench-mini/gta --max-nodes 8
+    trex run ftbench/hoc          # offline: one line naming the analog to run instead
+
+Ray is imported only when a bench runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from trex_ray.ftbench.suites import (
+    SUITES,
+    BenchUnavailable,
+    bench_task,
+    is_suite_ref,
+    list_suite_tasks,
+    preflight,
+    split_ref,
+    suite_task,
+    suite_tasks,
+)
+from trex_ray.spec import SpecError, TaskSpec, load_task
+
+
+def _user_error(message: str) -> Exception:
+    """What ``trex`` prints as one line (exit code 2); SpecError works under ``python -m`` too."""
+    return SpecError(message)
+
+
+def add_bench_command(sub: Any) -> None:
+    bench = sub.add_parser("bench", help="search every task of a suite at once (one Researcher per task)")
+    bench.add_argument("--suite", required=True, choices=SUITES, help="ftbench (hub, GPU) or ftbench-mini (offline)")
+    bench.add_argument("--tasks", help="comma-separated subset, e.g. hoc,sst2 (default: all ten)")
+    bench.add_argument("--max-nodes", type=int, help="experiments per task beyond its base model")
+    bench.add_argument("--out", help="output folder (default runs/bench-<suite>-<time>); an existing one resumes")
+    bench.add_argument("--json", action="store_true", help="last output line: one JSON object, a row per task")
+    bench.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local cluster)")
+    bench.add_argument("overrides", nargs="*", help="overrides applied to every task, e.g. search.seed=1")
+    bench.set_defaults(func=cmd_bench)
+
+
+def resolve(ref: str, overrides: list[str]) -> TaskSpec:
+    """``trex run <suite>/<task>``: the suite's TaskSpec; a real task is checked for reachability."""
+    try:
+        suite, name = split_ref(ref)
+        task = suite_task(ref)
+        if suite == "ftbench":
+            preflight(task, bench_task(name).analog)
+    except (ValueError, BenchUnavailable) as exc:
+        raise _user_error(str(exc)) from None
+    return load_task(task.model_dump(mode="json"), overrides)
+
+
+def task_lines() -> list[str]:
+    """``trex tasks`` lines for both suites."""
+    lines = []
+    for suite in SUITES:
+        lines.append(f"\nsuite {suite}:")
+        lines += [f"  {ref:<26} {text}" for ref, text in list_suite_tasks(suite)]
+    return lines
+
+
+def _selected(args: argparse.Namespace) -> list[str]:
+    names = suite_tasks(args.suite)
+    if not args.tasks:
+        return names
+    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in names]
+    if unknown or not chosen:
+        raise _user_error(f"--tasks {args.tasks!r}: unknown {unknown}; use some of {','.join(names)}")
+    return chosen
+
+
+def bench_tasks(args: argparse.Namespace) -> dict[str, TaskSpec]:
+    """The tasks to run, overrides applied; real tasks must be reachable."""
+    overrides = list(args.overrides or [])
+    if args.max_nodes is not None:
+        overrides.append(f"budget.max_nodes={args.max_nodes}")
+    tasks = {}
+    for name in _selected(args):
+        task = suite_task(f"{args.suite}/{name}")
+        if args.suite == "ftbench":
+            try:
+                preflight(task, bench_task(name).analog)
+            except BenchUnavailable as exc:
+                raise _user_error(f"{exc} (all ten: `trex bench --suite ftbench-mini`)") from None
+        tasks[name] = load_task(task.model_dump(mode="json"), overrides)
+    return tasks
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from trex_ray.report.bench import markdown, write_table
+    from trex_ray.runtime.bench import run_bench
+
+    tasks = bench_tasks(args)
+    out = Path(args.out or f"runs/bench-{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    rows, wall = run_bench(tasks, out, suite=args.suite, address=args.address, say=say)
+    parquet, md = write_table(rows, out, title=f"trex bench --suite {args.suite}", wall_seconds=wall)
+    if args.json:
+        print(json.dumps({"suite": args.suite, "out_dir": str(out), "wall_seconds": round(wall, 1),
+                          "results": [str(parquet), str(md)], "rows": rows}, default=str))
+    else:
+        print(markdown(rows, wall_seconds=wall))
+        print(f"results: {md}  {parquet}")
+    return 0 if not any(r.get("error") for r in rows) else 1
+
+
+__all__ = ["add_bench_command", "cmd_bench", "is_suite_ref", "resolve", "task_lines"]

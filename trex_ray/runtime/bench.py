@@ -1,0 +1,149 @@
+"""Parallel sweeps: every task of a suite searched at once, one Researcher actor per task.
+
+All Researchers start together and share the cluster's trial slots through one named
+``SlotPool`` (round-robin), so that a slow task cannot starve the others and no slot idles
+while any task has work. Each task's run lives in ``OUT_DIR/<task>/`` like a ``trex run``
+directory (``trex report OUT_DIR/hoc`` works); running the same OUT_DIR again resumes.
+
+Example::
+
+    rows = run_bench({"hoc": suite_task("ftbench-mini/hoc")}, Path("runs/bench-mini"))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from trex_ray.runtime.driver import connect
+from trex_ray.runtime.pool import SlotPool, pool_name
+from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, trial_slots, wait_ready
+from trex_ray.spec import TaskSpec
+from trex_ray.store import read_tree
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 30.0
+
+
+@dataclass
+class _Job:
+    name: str
+    task: TaskSpec
+    run_dir: Path
+    actor: Any = None
+    ref: Any = None
+    started: float = 0.0
+    ended: float | None = None
+    outcome: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _cache_dir(out_dir: Path) -> Path:
+    return Path(os.environ.get("TREX_CACHE_DIR", out_dir.parent / "cache")).absolute()
+
+
+def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any) -> None:
+    cache = str(_cache_dir(out_dir))
+    for job in jobs:
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        run_id = f"{bench_id}-{job.name}"
+        job.actor = ResearcherActor.options(name=actor_name(run_id), namespace=NAMESPACE, get_if_exists=True).remote(
+            str(job.run_dir), job.task.model_dump(mode="json"), run_id, str(out_dir), cache, pool
+        )
+    for job in jobs:
+        wait_ready(job.actor, timeout=600)
+    for job in jobs:  # all at once, after every actor has profiled its data
+        job.started = time.time()
+        job.ref = job.actor.run.remote()
+
+
+def _progress_line(jobs: list[_Job]) -> str:
+    parts = []
+    for job in jobs:
+        if job.ended is not None:
+            parts.append(f"{job.name}:done")
+            continue
+        try:
+            info = ray.get(job.actor.status.remote(), timeout=10)
+            parts.append(f"{job.name}:{info.get('finished_nodes', 0)}")
+        except Exception:  # best effort
+            parts.append(f"{job.name}:?")
+    return "bench progress (finished nodes) " + " ".join(parts)
+
+
+def _wait(jobs: list[_Job], say: Callable[[str], None]) -> None:
+    pending = {job.ref: job for job in jobs}
+    last = time.time()
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+        for ref in ready:
+            job = pending.pop(ref)
+            job.ended = time.time()
+            try:
+                job.outcome = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - one task's failure must not end the sweep
+                job.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}"
+            say(f"{job.name} finished in {job.ended - job.started:.0f} s"
+                + (f" ({job.error})" if job.error else f" ({(job.outcome or {}).get('reason')})"))
+        if time.time() - last > PROGRESS_EVERY_S and pending:
+            say(_progress_line(jobs))
+            last = time.time()
+
+
+def _row(job: _Job, suite: str) -> dict[str, Any]:
+    from trex_ray.report.text import summary
+
+    row: dict[str, Any] = {"task": job.name, "suite_task": f"{suite}/{job.name}",
+                           "metric": job.task.metric.name.value, "base": None, "best": None, "gain": None,
+                           "nodes": 0, "compute_seconds": 0.0,
+                           "wall_seconds": round((job.ended or time.time()) - job.started, 1),
+                           "best_plan": None, "stop_reason": None, "error": job.error, "run_dir": str(job.run_dir)}
+    if not (job.run_dir / "journal.jsonl").is_file():
+        return row
+    info = summary(read_tree(job.run_dir), job.task)
+    best = info.get("best") or {}
+    row.update(base=info["base_metric"], best=best.get("metric"), gain=info["gain"],
+               nodes=max(0, len(info["nodes"]) - 1), compute_seconds=info["compute_seconds"],
+               best_plan=best.get("plan"), stop_reason=info["stop_reason"])
+    for key in ("base", "best", "gain"):
+        if isinstance(row[key], float) and not math.isfinite(row[key]):
+            row[key] = None
+    return row
+
+
+def run_bench(
+    tasks: dict[str, TaskSpec],
+    out_dir: str | Path,
+    suite: str = "",
+    address: str | None = None,
+    say: Callable[[str], None] = log.info,
+) -> tuple[list[dict[str, Any]], float]:
+    """Search every task at once; returns one result row per task (in the given order) and the wall time."""
+    out_dir = Path(out_dir).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    connect(address)
+    bench_id = out_dir.name
+    jobs = [_Job(name, task, out_dir / name) for name, task in tasks.items()]
+    slots = min(trial_slots(job.task.resources) for job in jobs)
+    members = [f"{bench_id}-{job.name}" for job in jobs]
+    pool = SlotPool.options(name=pool_name(bench_id), namespace=NAMESPACE, get_if_exists=True).remote(slots, members)
+    say(f"bench {bench_id}: {len(jobs)} tasks sharing {slots} trial slots; runs in {out_dir}")
+    start = time.time()
+    try:
+        _start(jobs, bench_id, out_dir, pool)
+        _wait(jobs, say)
+    finally:
+        for job in jobs:
+            if job.actor is not None:
+                ray.kill(job.actor)
+        ray.kill(pool)
+    return [_row(job, suite) for job in jobs], time.time() - start
