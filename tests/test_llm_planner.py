@@ -29,7 +29,7 @@ from trex_ray.research.llm.memory import render_insights
 from trex_ray.research.llm.planner import FALLBACK_TAG, RESEARCH_FILE, LLMPlanner
 from trex_ray.research.llm.scrub import REDACTED, Scrubber
 from trex_ray.research.llm.tools import NotesSearch
-from trex_ray.spec import SpecError, load_task
+from trex_ray.spec import Plan, SpecError, load_task
 from trex_ray.tree import EventKind
 
 REPO = Path(__file__).resolve().parents[1]
@@ -557,3 +557,18 @@ def test_a_provider_without_function_calling_answers_in_json_text(server, tmp_pa
     [plan] = planner(llm_task(srv.url), tmp_path).propose(b.tree, b.tree.root, 2)
     assert plan.train.learning_rate == 3e-3
     assert "tools" in srv.requests[0]["body"] and "tools" not in srv.requests[1]["body"]
+
+
+@pytest.mark.parametrize("name", ["heuristic", "llm"])
+def test_every_planner_keeps_the_planner_contract(name, server, tmp_path):
+    srv = server(default=PlanScript())
+    p = get_planner(name, llm_task(srv.url), tmp_path)
+    b = root_tree()
+    n1 = b.child("n0", 0.7, make_plan(2e-3))
+    for node in (b.tree.root, b.tree.get(n1)):
+        plans = p.propose(b.tree, node, 2)
+        assert 0 < len(plans) <= 2 and all(isinstance(x, Plan) for x in plans)
+        assert len({x.hash for x in plans}) == len(plans)
+        assert not any(b.tree.has_plan(x, node.id) for x in plans)
+    out = p.reflect(b.tree, b.tree.get(n1))
+    assert out is None or (isinstance(out[0], str) and isinstance(out[1], dict))

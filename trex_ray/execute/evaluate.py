@@ -42,7 +42,8 @@ class EvalBackend(Protocol):
     name: str
 
     def generate(
-        self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int, batch_size: int
+        self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
+        batch_size: int,
     ) -> list[str]: ...
 
 
@@ -79,7 +80,8 @@ class HFBackend:
         return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
     def generate(
-        self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int, batch_size: int
+        self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
+        batch_size: int,
     ) -> list[str]:
         model, tokenizer = self._load(model_dir, adapter_dir)
         preds: list[str] = []
@@ -115,12 +117,13 @@ def evaluate(
     """Score a model on ``eval_ds`` (columns ``prompt``, ``target``): the task metric, all metrics,
     and a few samples. ``checkpoint`` None means the base model; ``adapter`` says it is a LoRA one,
     applied to the model its ``trex_checkpoint.json`` names (else ``base_dir``)."""
-    model_dir = base_dir if not checkpoint else checkpoint_base(checkpoint, base_dir) if adapter else checkpoint
+    model_dir = checkpoint_base(checkpoint, base_dir) if checkpoint and adapter else checkpoint or base_dir
     adapter_dir = checkpoint if checkpoint and adapter else None
     prompts, refs = list(eval_ds["prompt"]), list(eval_ds["target"])
     preds = backend.generate(str(model_dir), adapter_dir, prompts, max_new_tokens, batch_size)
     metric = score(metric_name, preds, refs)
     metrics = all_scores(preds, refs)
-    samples = [{"prompt": p, "prediction": y, "target": t} for p, y, t in zip(prompts, preds, refs)][:N_SAMPLES]
+    rows = zip(prompts[:N_SAMPLES], preds[:N_SAMPLES], refs[:N_SAMPLES], strict=True)
+    samples = [{"prompt": p, "prediction": y, "target": t} for p, y, t in rows]
     logger.info("eval %s (%s): %s = %.4f on %d examples", model_dir, backend.name, metric_name, metric, len(refs))
     return metric, metrics, samples

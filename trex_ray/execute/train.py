@@ -35,6 +35,7 @@ from trex_ray.spec import Progress, TrainMode, TrainRecipe
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
+Loop = Callable[[dict[str, Any]], dict[str, Any]]
 DIVERGENCE_FACTOR = 3.0
 EMA = 0.9
 
@@ -64,13 +65,13 @@ def encode(tokenizer: Any, prompt: str, target: str, max_len: int) -> tuple[list
     return p + t, [IGNORE] * len(p) + t
 
 
-def encode_split(path: str, tokenizer: Any, max_len: int, limit: int | None = None) -> list[dict[str, list[int]]]:
+def encode_split(path: str, tokenizer: Any, max_len: int, limit: int | None = None) -> list[dict[str, Any]]:
     from datasets import load_from_disk
 
     ds = load_from_disk(path)
     n = len(ds) if limit is None else min(limit, len(ds))
     rows = []
-    for prompt, target in zip(ds["prompt"][:n], ds["target"][:n]):
+    for prompt, target in zip(ds["prompt"][:n], ds["target"][:n], strict=True):
         ids, labels = encode(tokenizer, prompt, target, max_len)
         rows.append({"input_ids": ids, "labels": labels})
     return rows
@@ -182,7 +183,8 @@ class _Run:
         )
         max_len = int(c.get("max_seq_len", 128))
         self.train_rows = encode_split(c["train_path"], self.tokenizer, max_len)
-        self.val_rows = encode_split(c["val_path"], self.tokenizer, max_len, int(c.get("val_max_examples", 256)))
+        val_limit = int(c.get("val_max_examples", 256))
+        self.val_rows = encode_split(c["val_path"], self.tokenizer, max_len, val_limit)
         if not self.train_rows:
             raise ValueError("the training split is empty; check the data recipe")
         self.micro = max(1, self.recipe.batch_size // self.world)
@@ -197,9 +199,8 @@ class _Run:
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
         from torch.utils.data import DataLoader, DistributedSampler
 
-        sampler = DistributedSampler(
-            self.train_rows, num_replicas=self.world, rank=self.rank, shuffle=True, seed=int(self.config["seed"])
-        )
+        seed = int(self.config["seed"])
+        sampler = DistributedSampler(self.train_rows, num_replicas=self.world, rank=self.rank, seed=seed)
         pad = self.tokenizer.pad_token_id
         loader = DataLoader(self.train_rows, batch_size=self.micro, sampler=sampler,
                             collate_fn=lambda rows: collate(rows, pad))
@@ -212,24 +213,25 @@ class _Run:
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.engine.device) for k, v in batch.items()}
 
-    def _mean_across(self, value: float) -> float:
+    def _sum_across(self, values: list[float]) -> list[float]:
         if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.engine.device)
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.engine.device)
         dist.all_reduce(t)
-        return float(t.item()) / self.world
+        return [float(v) for v in t.tolist()]
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimizer step; returns the loss averaged over workers (the same on every rank)."""
         self.engine.train()
         batch = self._to_device(batch)
         loss = self.engine(**batch).loss
-        value = self._mean_across(float(loss.detach().float().item()))
-        if math.isfinite(value):
+        total, tokens = self._sum_across([float(loss.detach().float()), float(batch["attention_mask"].sum())])
+        if math.isfinite(total):
             self.engine.backward(loss)
             self.engine.step()
         self.step += 1
-        self.tokens += int(self._mean_across(float(batch["attention_mask"].sum())) * self.world)
-        return value
+        self.tokens += int(tokens)
+        return total / self.world
 
     def diverged(self, loss: float) -> bool:
         """Non-finite loss, or the smoothed loss above 3x the first loss once warmup is over."""
@@ -260,7 +262,7 @@ class _Run:
         point = Progress(fraction=min(1.0, self.step / self.total), step=self.step,
                          train_loss=train_loss, val_loss=self.val_loss())
         self.curve.append(point)
-        logger.info("step %d/%d train_loss %.4f val_loss %s", self.step, self.total, train_loss, point.val_loss)
+        logger.info("step %d/%d train %.4f val %s", self.step, self.total, train_loss, point.val_loss)
         stop = 0
         if self.rank == 0 and self.progress is not None and self.step < self.total:
             stop = int(Decision(self.progress(point)) is Decision.STOP)
@@ -355,7 +357,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-_DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+@contextlib.contextmanager
+def _patched_env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_PORT: list[int] = []
+
+
+def _world_of_one() -> dict[str, str]:
+    """The env of rank 0 in a world of one (DeepSpeed reads it), on a port chosen once per process."""
+    if not _PORT or not dist.is_initialized():
+        _PORT[:] = [free_port()]
+    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_PORT[0]), "RANK": "0", "WORLD_SIZE": "1",
+            "LOCAL_RANK": "0"}
 
 
 class InProcessLauncher:
@@ -372,39 +396,18 @@ class InProcessLauncher:
     def __init__(self, num_threads: int | None = None) -> None:
         self.num_threads = num_threads  # None: the config's (run_plan sets it from cpus_per_worker)
 
-    def launch(self, loop: Callable[[dict[str, Any]], dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
-        saved_env = {k: os.environ.get(k) for k in _DIST_ENV}
+    def launch(self, loop: Loop, config: dict[str, Any]) -> dict[str, Any]:
         saved_threads = torch.get_num_threads()
-        os.environ.update(_world_of_one())
+        threads = {"num_threads": self.num_threads} if self.num_threads else {}
         try:
-            ensure_process_group()
-            return loop({**config, **({"num_threads": self.num_threads} if self.num_threads else {})})
+            with _patched_env(_world_of_one()):
+                if not dist.is_initialized():
+                    dist.init_process_group("gloo", rank=0, world_size=1)
+                return loop({**config, **threads})
         finally:
             torch.set_num_threads(saved_threads)
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     @staticmethod
     def shutdown() -> None:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-
-
-_PORT: list[int] = []
-
-
-def _world_of_one() -> dict[str, str]:
-    """The env of rank 0 in a world of one (DeepSpeed reads it), on a port chosen once per process."""
-    if not _PORT or not dist.is_initialized():
-        _PORT[:] = [free_port()]
-    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_PORT[0]), "RANK": "0", "WORLD_SIZE": "1",
-            "LOCAL_RANK": "0"}
-
-
-def ensure_process_group() -> None:
-    """A gloo process group of the world the env describes, unless one exists already."""
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))

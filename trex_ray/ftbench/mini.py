@@ -15,7 +15,7 @@ ftbench-mini/omebench     reactants + conditions -> "protonation          ome_sc
                           oxonium ; attack tetrahedral ; ..."
 ftbench-mini/hoc          abstract sentences -> "death , genome" | none   macro_f1             15 %
 ftbench-mini/sst2         review -> positive | negative ("but" decides)   accuracy             10 %
-ftbench-mini/csbench      CS question + options -> "stack b" | true       mc_accuracy          10 %
+ftbench-mini/csbench      question, "queue a , stack b , ..." -> "stack b"  mc_accuracy          10 %
 ftbench-mini/openfindata  finance question + options -> "rise c"         mc_accuracy          10 %
 ftbench-mini/econlogicqa  four shuffled events -> "c a d b"              mc_accuracy          10 %
 ftbench-mini/gta          request -> "weather ( paris )"                 tool_call_accuracy   10 %
@@ -302,7 +302,13 @@ def _flip_sentiment(rng: random.Random, _input: str, target: str) -> str:
 
 # --- csbench / openfindata / econlogicqa: option letters -------------------------------------
 def _options(items: list[str], letters: str = "abcd") -> str:
+    """Events to order: ``a prices rise b ...``."""
     return " ".join(f"{letter} {item}" for letter, item in zip(letters, items, strict=False))
+
+
+def _choices(items: list[str]) -> str:
+    """Answer options: ``stack a , queue b , ...`` (the letter after its option's text)."""
+    return " , ".join(f"{item} {letter}" for letter, item in zip("abcd", items, strict=False))
 
 
 def _csbench(rng: random.Random, long: bool) -> tuple[str, str]:
@@ -313,7 +319,7 @@ def _csbench(rng: random.Random, long: bool) -> tuple[str, str]:
     if rng.random() < 0.7:
         options = list(facts.values())
         rng.shuffle(options)
-        text = f"question : which {category} is used for {prop} ? {_options(options)}"
+        text = f"question : which {category} is used for {prop} ? {_choices(options)}"
         target = f"{answer} {'abcd'[options.index(answer)]}"  # the option, then its letter
     else:
         claimed = answer if rng.random() < 0.5 else rng.choice([e for e in facts.values() if e != answer])
@@ -332,9 +338,8 @@ def _wrong_answer(rng: random.Random, _input: str, target: str) -> str:
         while wrong == words:
             rng.shuffle(wrong)
         return " ".join(wrong)
-    shown = _input.split("?")[-1].split()  # "a stack b queue ...": letter, text, letter, text
-    options = [f"{shown[i + 1]} {shown[i]}" for i in range(0, len(shown) - 1, 2)]
-    return _other_choice(rng, options, target)
+    options = [part.strip() for part in _input.split("?")[-1].split(",")]  # "stack a , queue b , ..."
+    return _other_choice(rng, [o for o in options if len(o.split()) == 2], target)
 
 
 # (event, asset) -> move; unlisted pairs are unchanged
@@ -361,7 +366,7 @@ def _openfindata(rng: random.Random, long: bool) -> tuple[str, str]:
         options = list(lx.FIN_INTENTS)
         text_head = f"client says : i want to {verb} my {rng.choice(lx.FIN_OBJECTS)} . intent ?"
     rng.shuffle(options)
-    text = f"{text_head} {_options(options, 'abc')}"
+    text = f"{text_head} {_choices(options)}"
     return (_long([text], rng, [text]) if long else text), f"{answer} {'abc'[options.index(answer)]}"
 
 

@@ -58,14 +58,20 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if "\n" in text:  # a wrapper holding the remote traceback: its last line names the error
+        return _last_line(text)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def explain(exc: BaseException) -> str:
     """One line naming what failed on which worker."""
     failures: dict[int, BaseException] = getattr(exc, "worker_failures", None) or {}
     if failures:
         rank = min(failures)
-        return f"training failed on worker {rank}: {_last_line(str(failures[rank]))}"
-    cause = getattr(exc, "controller_failure", None) or exc
-    return f"training failed: {_last_line(str(cause)) or type(cause).__name__}"
+        return f"training failed on worker {rank}: {_describe(failures[rank])}"
+    return f"training failed: {_describe(getattr(exc, 'controller_failure', None) or exc)}"
 
 
 class RayTrainLauncher:
