@@ -45,7 +45,9 @@ def test_mc_single_letter() -> None:
 
 
 def test_mc_ordering_and_true_false() -> None:
-    assert mc_accuracy(["c a d b", "c a b", "B, A, D, C"], ["c a d b", "c a d b", "b a d c"]) == pytest.approx(2 / 3)
+    assert mc_accuracy(
+        ["c a d b", "c a b", "B, A, D, C"], ["c a d b", "c a d b", "b a d c"]
+    ) == pytest.approx(2 / 3)
     assert mc_accuracy(["True.", "false", "正确", "no"], ["true", "true", "true", "false"]) == 0.75
 
 
@@ -66,11 +68,26 @@ def test_tool_call_dict_arguments_and_lists() -> None:
 
 
 # --- TOMG -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("smiles,valid", [
-    ("C C ( = O ) O", True), ("c1ccccc1", True), ("[NH4+]", True), ("C1CC1", True), ("N#N", True),
-    ("ClCCBr", True), ("C C ( O", False), ("C1CC", False), ("C(=O)(=O)=O", False), ("FFF", False),
-    ("C==C", False), ("(C)C", False), ("", False), ("C X", False), ("C()C", False),
-])
+@pytest.mark.parametrize(
+    "smiles,valid",
+    [
+        ("C C ( = O ) O", True),
+        ("c1ccccc1", True),
+        ("[NH4+]", True),
+        ("C1CC1", True),
+        ("N#N", True),
+        ("ClCCBr", True),
+        ("C C ( O", False),
+        ("C1CC", False),
+        ("C(=O)(=O)=O", False),
+        ("FFF", False),
+        ("C==C", False),
+        ("(C)C", False),
+        ("", False),
+        ("C X", False),
+        ("C()C", False),
+    ],
+)
 def test_smiles_validity(smiles: str, valid: bool) -> None:
     assert (parse_smiles(smiles) is not None) is valid
 
@@ -100,8 +117,10 @@ def test_ome_alignment_by_hand() -> None:
 
 
 def test_ome_json_with_step_weights() -> None:
-    gold = ('[{"type": "a", "intermediate": "CCO", "step_weight": 0.25},'
-            ' {"type": "b", "intermediate": "CC=O", "step_weight": 0.75}]')
+    gold = (
+        '[{"type": "a", "intermediate": "CCO", "step_weight": 0.25},'
+        ' {"type": "b", "intermediate": "CC=O", "step_weight": 0.75}]'
+    )
     pred = '[{"subtype": "b", "intermediate_smiles": "CC=O"}]'
     assert ome_score([pred], [gold]) == pytest.approx(0.75)
 
@@ -140,7 +159,9 @@ def test_multilabel_macro_f1_on_hoc_format() -> None:
 
 def test_rouge1_on_aci_note() -> None:
     # 5 of 6 words overlap in both: P = R = 5/6
-    assert rouge1(["cough 3 days , fever , plan rest"], ["cough 3 days , fever , plan fluids"]) == pytest.approx(5 / 6)
+    assert rouge1(
+        ["cough 3 days , fever , plan rest"], ["cough 3 days , fever , plan fluids"]
+    ) == pytest.approx(5 / 6)
 
 
 def test_all_scores_has_the_new_metrics() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trex_ray.execute.bench_metrics import parse_smiles, parse_call
+from trex_ray.execute.bench_metrics import parse_call, parse_smiles
 from trex_ray.execute.metrics import score
 from trex_ray.ftbench import builtin_vocabulary, generate
 from trex_ray.ftbench.generators import TASKS, task_names

@@ -25,10 +25,16 @@ from trex_ray.spec import MetricName, SpecError, TaskSpec, load_task
 
 TEN = ["aci", "tomg", "omebench", "hoc", "sst2", "csbench", "openfindata", "econlogicqa", "gta", "lawbench"]
 METRICS = {
-    "aci": MetricName.rouge1, "tomg": MetricName.tomg_score, "omebench": MetricName.ome_score,
-    "hoc": MetricName.macro_f1, "sst2": MetricName.accuracy, "csbench": MetricName.mc_accuracy,
-    "openfindata": MetricName.mc_accuracy, "econlogicqa": MetricName.mc_accuracy,
-    "gta": MetricName.tool_call_accuracy, "lawbench": MetricName.lawbench_score,
+    "aci": MetricName.rouge1,
+    "tomg": MetricName.tomg_score,
+    "omebench": MetricName.ome_score,
+    "hoc": MetricName.macro_f1,
+    "sst2": MetricName.accuracy,
+    "csbench": MetricName.mc_accuracy,
+    "openfindata": MetricName.mc_accuracy,
+    "econlogicqa": MetricName.mc_accuracy,
+    "gta": MetricName.tool_call_accuracy,
+    "lawbench": MetricName.lawbench_score,
 }
 
 
@@ -77,7 +83,9 @@ def test_offline_real_task_fails_in_one_line_naming_the_analog(offline: None) ->
         preflight(real_task("hoc"), "ftbench-mini/hoc")
     message = str(err.value)
     assert "\n" not in message
-    assert "bigbio/hallmarks_of_cancer" in message and "offline" in message and "`ftbench-mini/hoc`" in message
+    assert (
+        "bigbio/hallmarks_of_cancer" in message and "offline" in message and "`ftbench-mini/hoc`" in message
+    )
     with pytest.raises(SpecError, match="ftbench-mini/gta"):
         resolve("ftbench/gta", [])
 
@@ -106,16 +114,24 @@ def test_task_lines_list_both_suites() -> None:
 
 def test_cli_run_of_a_real_task_offline_is_one_line(tmp_path: object) -> None:
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "trex_ray.cli", "run", "ftbench/hoc"], capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "trex_ray.cli", "run", "ftbench/hoc"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "ftbench-mini/hoc" in lines[0] and lines[0].startswith("trex: error: hub dataset")
+    assert (
+        len(lines) == 1 and "ftbench-mini/hoc" in lines[0] and lines[0].startswith("trex: error: hub dataset")
+    )
 
 
 def test_cli_tasks_lists_builtins_and_suites() -> None:
-    out = subprocess.run([sys.executable, "-m", "trex_ray.cli", "tasks"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "trex_ray.cli", "tasks"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0
     for word in ("sentiment", "reverse", "headline", "ftbench/aci", "ftbench-mini/aci"):
         assert word in out.stdout

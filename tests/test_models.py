@@ -51,7 +51,10 @@ def test_builtin_weights_are_seeded(tmp_path: Path, base_dir: Path) -> None:
 
 def test_two_racing_processes_agree(tmp_path: Path) -> None:
     found: list[Path] = []
-    threads = [threading.Thread(target=lambda: found.append(materialize_base_model(TINY, tmp_path))) for _ in range(2)]
+    def build() -> None:
+        found.append(materialize_base_model(TINY, tmp_path))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

@@ -56,10 +56,30 @@ def test_unwanted_reservations_return_to_the_pool() -> None:
 
 
 ROWS = [
-    {"task": "hoc", "metric": "macro_f1", "base": 0.0, "best": 0.71, "gain": 0.71, "nodes": 6,
-     "compute_seconds": 210.5, "wall_seconds": 300.0, "best_plan": "full lr=0.002", "error": None},
-    {"task": "gta", "metric": "tool_call_accuracy", "base": 0.0, "best": None, "gain": None, "nodes": 0,
-     "compute_seconds": 0.0, "wall_seconds": 12.0, "best_plan": None, "error": "RayActorError: died"},
+    {
+        "task": "hoc",
+        "metric": "macro_f1",
+        "base": 0.0,
+        "best": 0.71,
+        "gain": 0.71,
+        "nodes": 6,
+        "compute_seconds": 210.5,
+        "wall_seconds": 300.0,
+        "best_plan": "full lr=0.002",
+        "error": None,
+    },
+    {
+        "task": "gta",
+        "metric": "tool_call_accuracy",
+        "base": 0.0,
+        "best": None,
+        "gain": None,
+        "nodes": 0,
+        "compute_seconds": 0.0,
+        "wall_seconds": 12.0,
+        "best_plan": None,
+        "error": "RayActorError: died",
+    },
 ]
 
 

@@ -27,7 +27,8 @@ def ray_cluster() -> Iterator[None]:
 
 
 def test_torch_trainer_runs_the_loop_and_returns_rank0_result(ray_cluster: None, tmp_path: Path) -> None:
-    launcher = RayTrainLauncher(num_workers=1, cpus_per_worker=1, storage_path=tmp_path / "ray", name="node-1")
+    launcher = RayTrainLauncher(num_workers=1, cpus_per_worker=1, storage_path=tmp_path / "ray",
+                                name="node-1")
     plan = Plan(data=DataRecipe(ops=[DataOp(op="subsample", params={"n": 200})]),
                 train=TrainRecipe(mode="lora", epochs=1, batch_size=8, learning_rate=3e-3, zero_stage=2))
     ctx = RunContext(task=builtin_task("sentiment"), node_id="node-1", work_dir=tmp_path / "node-1",

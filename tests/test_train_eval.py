@@ -23,10 +23,10 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(plan: Plan, cache: Path, work: Path, parent: Result | None = None, **kw: object) -> Result:
-    ctx = RunContext(task=TASK, node_id=work.name, work_dir=work, cache_dir=cache, launcher=InProcessLauncher(),
-                     parent_checkpoint=parent.checkpoint if parent else None,
-                     parent_adapter=bool(parent and parent.checkpoint and (Path(parent.checkpoint) /
-                                                                           "adapter_config.json").is_file()),
+    checkpoint = parent.checkpoint if parent else None
+    adapter = bool(checkpoint and (Path(checkpoint) / "adapter_config.json").is_file())
+    ctx = RunContext(task=TASK, node_id=work.name, work_dir=work, cache_dir=cache,
+                     launcher=InProcessLauncher(), parent_checkpoint=checkpoint, parent_adapter=adapter,
                      **kw)  # type: ignore[arg-type]
     return run_plan(plan, ctx)
 
@@ -76,8 +76,8 @@ def test_warm_start_continues_from_a_lower_loss(full_parent: Result, lora_parent
     child = _run(_small(mode="full", learning_rate=1e-3, warm_start=True, epochs=0.5), cache, tmp_path / "c1",
                  parent=full_parent)
     assert child.outcome is Outcome.finished and child.curve[0].train_loss < full_parent.curve[0].train_loss
-    adapter_child = _run(_small(mode="lora", learning_rate=3e-3, warm_start=True, epochs=0.5, lora_r=4), cache,
-                         tmp_path / "c2", parent=lora_parent)
+    plan = _small(mode="lora", learning_rate=3e-3, warm_start=True, epochs=0.5, lora_r=4)
+    adapter_child = _run(plan, cache, tmp_path / "c2", parent=lora_parent)
     assert adapter_child.outcome is Outcome.finished
     assert adapter_child.curve[0].train_loss < lora_parent.curve[0].train_loss
 

@@ -56,8 +56,16 @@ def _squash(text: object) -> str:
 
 # --- multiple choice --------------------------------------------------------------------------
 _LETTER = re.compile(r"(?<![A-Za-z])([A-Ha-h])(?![A-Za-z])")
-_BOOL = {"true": "true", "yes": "true", "正确": "true", "对": "true",
-         "false": "false", "no": "false", "错误": "false", "错": "false"}
+_BOOL = {
+    "true": "true",
+    "yes": "true",
+    "正确": "true",
+    "对": "true",
+    "false": "false",
+    "no": "false",
+    "错误": "false",
+    "错": "false",
+}
 _BOOL_WORD = re.compile(r"true|false|yes|no|正确|错误|对|错")
 
 
@@ -161,8 +169,18 @@ def tool_call_accuracy(preds: Sequence[str], refs: Sequence[str]) -> float:
 _SMILES_TOKEN = re.compile(
     r"(\[[^\[\]]+\]|Br|Cl|B|C|N|O|P|S|F|I|b|c|n|o|p|s|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|\*|\$|%\d{2}|\d)"
 )
-_VALENCE = {"B": (3,), "C": (4,), "N": (3, 5), "O": (2,), "P": (3, 5), "S": (2, 4, 6),
-            "F": (1,), "Cl": (1,), "Br": (1,), "I": (1,)}
+_VALENCE = {
+    "B": (3,),
+    "C": (4,),
+    "N": (3, 5),
+    "O": (2,),
+    "P": (3, 5),
+    "S": (2, 4, 6),
+    "F": (1,),
+    "Cl": (1,),
+    "Br": (1,),
+    "I": (1,),
+}
 _BONDS = {"-": 1, "=": 2, "#": 3, ":": 1, "/": 1, "\\": 1, "$": 4}
 
 
@@ -310,7 +328,7 @@ def _steps(text: str) -> list[Step]:
 
 def _bigrams(text: str) -> set[str]:
     s = re.sub(r"\s+", "", text.lower())
-    return {s[i:i + 2] for i in range(len(s) - 1)} or {s}
+    return {s[i : i + 2] for i in range(len(s) - 1)} or {s}
 
 
 def _similarity(a: str, b: str) -> float:

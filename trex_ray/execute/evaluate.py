@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -66,7 +67,8 @@ class HFBackend:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-        tokenizer = load_tokenizer(adapter_dir or model_dir, padding_side="left")
+        own = adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file()
+        tokenizer = load_tokenizer(adapter_dir if own else model_dir, padding_side="left")
         return model.to(self.device).eval(), tokenizer
 
     @torch.no_grad()
@@ -125,5 +127,6 @@ def evaluate(
     metrics = all_scores(preds, refs)
     rows = zip(prompts[:N_SAMPLES], preds[:N_SAMPLES], refs[:N_SAMPLES], strict=True)
     samples = [{"prompt": p, "prediction": y, "target": t} for p, y, t in rows]
-    logger.info("eval %s (%s): %s = %.4f on %d examples", model_dir, backend.name, metric_name, metric, len(refs))
+    logger.info("eval %s (%s): %s = %.4f on %d examples", model_dir, backend.name, metric_name, metric,
+                len(refs))
     return metric, metrics, samples

@@ -97,18 +97,18 @@ def build_builtin_model(preset: str, vocab_size: int, tokenizer: Any, seed: int 
 
 
 def word_classes() -> dict[str, list[str]]:
-    """Groups of interchangeable words of the built-in lexicon (adjectives by polarity, nouns, ...)."""
+    """Groups of words that play the same part in every built-in task (sentiment adjectives by
+    polarity, intensifiers, openers, review nouns). Words a task must copy (headline names and
+    verbs, reverse symbols) keep their own identity: a shared direction would blur them."""
     from trex_ray.ftbench import lexicon as lx
 
-    names = ("POSITIVE", "NEGATIVE", "NEUTRAL", "NOUNS", "INTENSIFIERS", "OPENERS", "SYMBOLS",
-             "AGENTS", "OBJECTS", "PLACES", "DAYS")
-    classes = {name.lower(): list(getattr(lx, name)) for name in names if hasattr(lx, name)}
-    for past, present in getattr(lx, "VERBS", ()):
-        classes[f"verb-{present}"] = [past, present]
-    return classes
+    names = ("POSITIVE", "NEGATIVE", "NEUTRAL", "INTENSIFIERS", "OPENERS", "NOUNS")
+    return {name.lower(): list(getattr(lx, name)) for name in names if hasattr(lx, name)}
 
 
-def apply_class_prior(model: Any, tokenizer: Any, classes: dict[str, list[str]], scale: float, seed: int) -> None:
+def apply_class_prior(
+    model: Any, tokenizer: Any, classes: dict[str, list[str]], scale: float, seed: int
+) -> None:
     """Add one shared random direction per word class to the (tied) embedding rows of its words."""
     weight = model.get_input_embeddings().weight
     generator = torch.Generator().manual_seed(seed)
@@ -135,7 +135,8 @@ def _builtin_dir(preset: str, vocabulary: list[str], cache_dir: Path) -> Path:
 def _materialize_builtin(name: str, cache_dir: Path) -> Path:
     preset = name.split(":", 1)[1]
     if preset not in PRESETS:
-        raise ModelError(f"model {name!r} is not a built-in model; use one of {['builtin:' + p for p in PRESETS]}")
+        known = ["builtin:" + p for p in PRESETS]
+        raise ModelError(f"model {name!r} is not a built-in model; use one of {known}")
     vocabulary = _builtin_vocabulary()
     final = _builtin_dir(preset, vocabulary, cache_dir)
     if (final / "config.json").is_file():
@@ -173,7 +174,8 @@ def _from_hub(spec: ModelSpec, cache_dir: Path) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id=spec.id, revision=spec.revision, cache_dir=str(cache_dir / "hub")))
+        folder = snapshot_download(repo_id=spec.id, revision=spec.revision, cache_dir=str(cache_dir / "hub"))
+        return Path(folder)
     except Exception as exc:  # offline, unknown repo, gated: all end the same way for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
@@ -201,15 +203,18 @@ def write_checkpoint_meta(checkpoint: str | Path, adapter: bool, base_model: str
 
 
 def checkpoint_base(checkpoint: str | Path, default: str | Path) -> str:
-    """The model directory a checkpoint applies to (its own for full weights, the base for an adapter)."""
+    """The model directory a checkpoint applies to: itself for full weights; for a LoRA adapter the
+    base its ``trex_checkpoint.json`` names, else ``default``."""
     meta_path = Path(checkpoint) / CHECKPOINT_META
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if not meta.get("adapter"):
-            return str(checkpoint)
-        if Path(meta.get("base_model", "")).is_dir():
-            return str(meta["base_model"])
-    return str(default)
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if not meta.get("adapter", is_adapter(checkpoint)):
+        return str(checkpoint)
+    base = meta.get("base_model")
+    return str(base) if base and Path(base).is_dir() else str(default)
+
+
+def is_adapter(checkpoint: str | Path) -> bool:
+    return (Path(checkpoint) / "adapter_config.json").is_file()
 
 
 def load_tokenizer(model_dir: str | Path, padding_side: str = "right") -> Any:
@@ -272,7 +277,8 @@ def load_for_training(
     if mode is TrainMode.none:
         raise ValueError("load_for_training: mode none trains nothing; evaluate the model instead")
     base = training_base(base_dir, parent_checkpoint, parent_adapter)
-    tokenizer = load_tokenizer(parent_checkpoint or base_dir)
+    has_tokenizer = parent_checkpoint and (Path(parent_checkpoint) / "tokenizer_config.json").is_file()
+    tokenizer = load_tokenizer(parent_checkpoint if has_tokenizer else base)
     if parent_checkpoint and parent_adapter:
         if mode is TrainMode.full:
             return _with_merged_adapter(base, parent_checkpoint), tokenizer

@@ -102,9 +102,9 @@ def _evaluate(plan: Plan, ctx: RunContext, base: Path, data: Any, trained: dict[
 def _outcome(trained: dict[str, Any]) -> tuple[Outcome, FailureKind | None, str | None]:
     if trained.get("diverged"):
         last = trained["curve"][-1] if trained.get("curve") else {}
+        step, loss = last.get("step", "?"), last.get("train_loss", float("nan"))
         return Outcome.failed, FailureKind.diverged, (
-            f"loss diverged at step {last.get('step', '?')} (train loss {last.get('train_loss', float('nan')):.4g}); "
-            "lower the learning rate or raise warmup")
+            f"loss diverged at step {step} (train loss {loss:.4g}); lower the learning rate or raise warmup")
     if trained.get("stopped"):
         return Outcome.stopped, None, None
     return Outcome.finished, None, None
@@ -145,6 +145,8 @@ def run_plan(plan: Plan, ctx: RunContext) -> Result:
         fields = {"outcome": Outcome.failed, "failure": FailureKind.error, "error": one_line(exc)}
     wall = time.perf_counter() - start
     steps, tokens = fields.pop("steps", 0), fields.pop("tokens", 0)
-    cost = Cost(wall_seconds=wall, compute_seconds=wall * _resources(ctx), train_steps=steps, train_tokens=tokens)
-    prov = {**provenance(plan), "timings": {k: round(v, 3) for k, v in timings.items()}, "node_id": ctx.node_id}
+    cost = Cost(wall_seconds=wall, compute_seconds=wall * _resources(ctx), train_steps=steps,
+                train_tokens=tokens)
+    rounded = {k: round(v, 3) for k, v in timings.items()}
+    prov = {**provenance(plan), "node_id": ctx.node_id, "timings": rounded}
     return Result(cost=cost, provenance=prov, **fields)

@@ -38,11 +38,17 @@ def _user_error(message: str) -> Exception:
 
 def add_bench_command(sub: Any) -> None:
     bench = sub.add_parser("bench", help="search every task of a suite at once (one Researcher per task)")
-    bench.add_argument("--suite", required=True, choices=SUITES, help="ftbench (hub, GPU) or ftbench-mini (offline)")
+    bench.add_argument(
+        "--suite", required=True, choices=SUITES, help="ftbench (hub, GPU) or ftbench-mini (offline)"
+    )
     bench.add_argument("--tasks", help="comma-separated subset, e.g. hoc,sst2 (default: all ten)")
     bench.add_argument("--max-nodes", type=int, help="experiments per task beyond its base model")
-    bench.add_argument("--out", help="output folder (default runs/bench-<suite>-<time>); an existing one resumes")
-    bench.add_argument("--json", action="store_true", help="last output line: one JSON object, a row per task")
+    bench.add_argument(
+        "--out", help="output folder (default runs/bench-<suite>-<time>); an existing one resumes"
+    )
+    bench.add_argument(
+        "--json", action="store_true", help="last output line: one JSON object, a row per task"
+    )
     bench.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local cluster)")
     bench.add_argument("overrides", nargs="*", help="overrides applied to every task, e.g. search.seed=1")
     bench.set_defaults(func=cmd_bench)
@@ -97,6 +103,14 @@ def bench_tasks(args: argparse.Namespace) -> dict[str, TaskSpec]:
     return tasks
 
 
+def _disconnect() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    sys.stdout.flush()
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from trex_ray.report.bench import markdown, write_table
     from trex_ray.runtime.bench import run_bench
@@ -108,10 +122,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     rows, wall = run_bench(tasks, out, suite=args.suite, address=args.address, say=say)
+    _disconnect()  # before the table: nothing of Ray's may print after the last line
     parquet, md = write_table(rows, out, title=f"trex bench --suite {args.suite}", wall_seconds=wall)
     if args.json:
-        print(json.dumps({"suite": args.suite, "out_dir": str(out), "wall_seconds": round(wall, 1),
-                          "results": [str(parquet), str(md)], "rows": rows}, default=str))
+        print(
+            json.dumps(
+                {
+                    "suite": args.suite,
+                    "out_dir": str(out),
+                    "wall_seconds": round(wall, 1),
+                    "results": [str(parquet), str(md)],
+                    "rows": rows,
+                },
+                default=str,
+            )
+        )
     else:
         print(markdown(rows, wall_seconds=wall))
         print(f"results: {md}  {parquet}")

@@ -5,23 +5,23 @@ inputs of at most 40 words, targets of at most 10, and train-only dirt (see
 ``generators._dirty``: corrupted targets at the rate below, ~3 % duplicates, ~3 % over-long
 inputs). Words come from ``mini_lexicon``.
 
-========================  =============================================  ===================  =====
-analog                    input -> target                                metric               noise
-========================  =============================================  ===================  =====
-ftbench-mini/aci          dialogue -> "mild cough 3 days , no fever ,     rouge1               10 %
-                          plan antibiotics"
-ftbench-mini/tomg         "add hydroxyl to N C C" -> "N C C O"           tomg_score           10 %
-ftbench-mini/omebench     reactants + conditions -> "protonation          ome_score            10 %
-                          oxonium ; attack tetrahedral ; ..."
-ftbench-mini/hoc          abstract sentences -> "death , genome" | none   macro_f1             15 %
-ftbench-mini/sst2         review -> positive | negative ("but" decides)   accuracy             10 %
-ftbench-mini/csbench      question, "queue a , stack b , ..." -> "stack b"  mc_accuracy          10 %
-ftbench-mini/openfindata  finance question + options -> "rise c"         mc_accuracy          10 %
-ftbench-mini/econlogicqa  four shuffled events -> "c a d b"              mc_accuracy          10 %
-ftbench-mini/gta          request -> "weather ( paris )"                 tool_call_accuracy   10 %
-ftbench-mini/lawbench     Chinese case -> "罪名: 盗窃" | "刑期: 12 个月"     lawbench_score       10 %
-                          | "正确答案: B"
-========================  =============================================  ===================  =====
+=========================  ================================================  ==================  =====
+analog                     input -> target                                   metric              dirt
+=========================  ================================================  ==================  =====
+ftbench-mini/aci           dialogue -> "mild cough 3 days , no fever ,        rouge1              10 %
+                           plan antibiotics"
+ftbench-mini/tomg          "add hydroxyl to N C C ." -> "N C C O"            tomg_score          10 %
+ftbench-mini/omebench      reactants + conditions -> "protonation oxonium    ome_score           15 %
+                           ; attack tetrahedral ; ..."
+ftbench-mini/hoc           abstract sentences -> "death , genome" | none      macro_f1            15 %
+ftbench-mini/sst2          review -> positive | negative                     accuracy            15 %
+ftbench-mini/csbench       question, "heap a , queue b , ..." -> "queue b"   mc_accuracy         10 %
+ftbench-mini/openfindata   question, "rise a , fall b , ..." -> "fall b"     mc_accuracy         10 %
+ftbench-mini/econlogicqa   four shuffled events -> "c a d b"                 mc_accuracy         10 %
+ftbench-mini/gta           request -> "weather ( paris )"                    tool_call_accuracy  15 %
+ftbench-mini/lawbench      Chinese case -> "罪名: 盗窃" | "刑期: 12 个月" |     lawbench_score      10 %
+                           "正确答案: B"
+=========================  ================================================  ==================  =====
 
 Example::
 
@@ -107,7 +107,12 @@ def _aci(rng: random.Random, long: bool) -> tuple[str, str]:
 
 
 # --- tomg ------------------------------------------------------------------------------------
-_GROUP_ATOMS = {"hydroxyl": ["O"], "amino": ["N"], "methyl": ["C"], "carboxyl": ["C", "(", "=", "O", ")", "O"]}
+_GROUP_ATOMS = {
+    "hydroxyl": ["O"],
+    "amino": ["N"],
+    "methyl": ["C"],
+    "carboxyl": ["C", "(", "=", "O", ")", "O"],
+}
 
 
 def _arrange(rng: random.Random, atoms: list[str]) -> list[str]:
@@ -121,7 +126,7 @@ def _arrange(rng: random.Random, atoms: list[str]) -> list[str]:
     spots = [i for i in range(1, len(atoms) - 1) if atoms[i - 1] in "CN"]
     if len(atoms) >= 4 and spots and rng.random() < 0.5:
         i = rng.choice(spots)
-        return atoms[:i] + ["(", atoms[i], ")"] + atoms[i + 1:]
+        return atoms[:i] + ["(", atoms[i], ")"] + atoms[i + 1 :]
     return atoms
 
 
@@ -140,8 +145,10 @@ def _tomg_edit(rng: random.Random) -> tuple[str, list[str]]:
     i = base.index("O")
     if op == "remove":
         branch = 0 < i < len(base) - 1 and base[i - 1] == "(" and base[i + 1] == ")"
-        return f"remove a hydroxyl from {smiles} .", base[:i - 1] + base[i + 2:] if branch else base[:i] + base[i + 1:]
-    return f"replace a hydroxyl in {smiles} with amino .", base[:i] + ["N"] + base[i + 1:]
+        return f"remove a hydroxyl from {smiles} .", base[: i - 1] + base[i + 2 :] if branch else base[
+            :i
+        ] + base[i + 1 :]
+    return f"replace a hydroxyl in {smiles} with amino .", base[:i] + ["N"] + base[i + 1 :]
 
 
 def _tomg(rng: random.Random, long: bool) -> tuple[str, str]:
@@ -166,52 +173,80 @@ def _spoil_smiles(rng: random.Random, _input: str, target: str) -> str:
         else:
             toks.insert(rng.randint(1, len(toks)), "(")
     elif roll < 0.7 and len([t for t in toks if t in "CNO"]) > 1:
-        atoms = [i for i, t in enumerate(toks) if t in "CNO" and i + 1 < len(toks) and toks[i + 1] not in ")="]
+        atoms = [
+            i for i, t in enumerate(toks) if t in "CNO" and i + 1 < len(toks) and toks[i + 1] not in ")="
+        ]
         toks.pop(rng.choice(atoms) if atoms else len(toks) - 1)
     else:
         toks.append(rng.choice(["C", "N", "O"]))
     return " ".join(toks)
 
 
-# --- omebench --------------------------------------------------------------------------------
-# (reactants, conditions) -> steps
-MECHANISMS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]], ...] = (
-    (("ester", "water"), ("acid",), (("protonation", "oxonium"), ("attack", "tetrahedral"), ("elimination", "acid"))),
-    (("ester", "water"), ("base",), (("attack", "tetrahedral"), ("elimination", "carboxylate"))),
-    (("aldehyde", "amine"), ("acid",), (("attack", "hemiaminal"), ("protonation", "oxonium"),
-                                        ("elimination", "imine"))),
-    (("aldehyde", "amine"), ("base",), (("attack", "hemiaminal"), ("elimination", "imine"))),
-    (("alkene", "water"), ("acid",), (("protonation", "carbocation"), ("attack", "oxonium"),
-                                      ("deprotonation", "alcohol"))),
-    (("alcohol",), ("acid", "heat"), (("protonation", "oxonium"), ("elimination", "carbocation"),
-                                      ("deprotonation", "alkene"))),
-    (("ketone",), ("base",), (("deprotonation", "enolate"), ("protonation", "enol"))),
-    (("ketone",), ("acid",), (("protonation", "oxonium"), ("deprotonation", "enol"))),
-    (("aldehyde", "aldehyde"), ("base",), (("deprotonation", "enolate"), ("attack", "alkoxide"),
-                                           ("protonation", "aldol"))),
-    (("alkene", "halogen"), ("heat",), (("addition", "halonium"), ("attack", "dihalide"))),
-    (("halide", "amine"), ("heat",), (("attack", "ammonium"), ("deprotonation", "amine"))),
-    (("halide",), ("base", "heat"), (("elimination", "alkene"),)),
-    (("ketone", "amine"), ("acid",), (("attack", "hemiaminal"), ("protonation", "oxonium"),
-                                      ("elimination", "imine"))),
-    (("ketone", "water"), ("acid",), (("protonation", "oxonium"), ("attack", "tetrahedral"))),
-    (("ester", "amine"), ("heat",), (("attack", "tetrahedral"), ("elimination", "alkoxide"))),
-    (("ester", "alcohol"), ("acid",), (("protonation", "oxonium"), ("attack", "tetrahedral"),
-                                       ("elimination", "alcohol"))),
-    (("alcohol", "halide"), ("base",), (("deprotonation", "alkoxide"), ("attack", "halide"))),
-    (("alkene", "halogen"), ("water",), (("addition", "halonium"), ("attack", "oxonium"),
-                                         ("deprotonation", "alcohol"))),
-)
+# --- omebench ------------------------------------------------------------------------------
+CARBONYLS = ("ester", "aldehyde", "ketone")
+SUBSTRATES = (*CARBONYLS, "alkene", "halide")
+PARTNERS = ("water", "amine", "alcohol", "")
+Step = tuple[str, str]
+
+
+def _prefix(sub: str, partner: str, cond: str) -> list[Step]:
+    """Activation: acid protonates the substrate; base deprotonates a nucleophile or an alpha carbon."""
+    if cond == "acid":
+        return (
+            [("protonation", "oxonium")]
+            if sub in CARBONYLS
+            else [("protonation", "carbocation")]
+            if sub == "alkene"
+            else []
+        )
+    if cond == "base" and partner in ("water", "alcohol"):
+        return [("deprotonation", "alkoxide")]
+    if cond == "base" and not partner and sub in ("aldehyde", "ketone"):
+        return [("deprotonation", "enolate")]
+    return []
+
+
+def _core(sub: str, partner: str, cond: str) -> list[Step]:
+    """The bond-forming (or -breaking) step."""
+    if not partner:
+        if sub == "aldehyde" and cond == "base":
+            return [("attack", "aldol")]
+        if sub in ("aldehyde", "ketone") and cond == "acid":
+            return [("deprotonation", "enol")]
+        return [("elimination", "alkene")] if sub == "halide" and cond != "acid" else []
+    if sub == "ester":
+        return [("attack", "tetrahedral")]
+    if sub in ("aldehyde", "ketone"):
+        return [("attack", "hemiaminal" if partner == "amine" else "tetrahedral")]
+    return [("attack", "ammonium" if partner == "amine" else "oxonium")]
+
+
+def _suffix(sub: str, partner: str, cond: str) -> list[Step]:
+    """How the product forms: the leaving group, or the final proton transfer."""
+    if not partner:
+        return []
+    if sub == "ester":
+        if partner == "water":
+            return [("elimination", {"acid": "acid", "base": "carboxylate"}.get(cond, "alcohol"))]
+        return [("elimination", "alkoxide" if partner == "amine" else "alcohol")]
+    if sub in ("aldehyde", "ketone"):
+        if partner == "amine":
+            return [("elimination", "imine")] if cond == "acid" else []
+        return [("protonation" if cond == "base" else "deprotonation", "alcohol")] if cond != "heat" else []
+    return [("deprotonation", "amine" if partner == "amine" else "alcohol")]
 
 
 def _ome(rng: random.Random, long: bool) -> tuple[str, str]:
-    reactants, conditions, steps = rng.choice(MECHANISMS)
-    reactants, conditions = list(reactants), list(conditions)
+    """A mechanism built from three parts, each driven by different features of the reaction."""
+    steps: list[Step] = []
+    while not steps:
+        sub, partner, cond = rng.choice(SUBSTRATES), rng.choice(PARTNERS), rng.choice(lx.CONDITIONS)
+        steps = _prefix(sub, partner, cond) + _core(sub, partner, cond) + _suffix(sub, partner, cond)
+    reactants = [sub, partner] if partner else [sub]
     rng.shuffle(reactants)
-    if "heat" not in conditions and rng.random() < 0.3:
-        conditions.append("heat")  # a harmless extra condition
+    conditions = [cond] + (["heat"] if cond != "heat" and rng.random() < 0.3 else [])  # harmless extra
     rng.shuffle(conditions)
-    solvent = " in water" if rng.random() < 0.3 else ""
+    solvent = " in water" if partner != "water" and rng.random() < 0.2 else ""
     text = f"reactants : {' and '.join(reactants)}{solvent} . conditions : {' and '.join(conditions)} ."
     target = " ; ".join(f"{kind} {inter}" for kind, inter in steps)
     return (_long([text], rng, [text]) if long else text), target
@@ -238,8 +273,10 @@ def _hoc(rng: random.Random, long: bool) -> tuple[str, str]:
     sentences = []
     for label in labels:
         cue = rng.choice(lx.HALLMARKS[label])
-        sentences.append(f"{rng.choice(lx.HOC_SUBJECTS)} {rng.choice(lx.HOC_VERBS)} {cue} in "
-                         f"{rng.choice(lx.HOC_TISSUES)} cells .")
+        sentences.append(
+            f"{rng.choice(lx.HOC_SUBJECTS)} {rng.choice(lx.HOC_VERBS)} {cue} in "
+            f"{rng.choice(lx.HOC_TISSUES)} cells ."
+        )
     fillers = rng.sample(lx.HOC_FILLERS, rng.randint(0 if labels else 1, 2))
     sentences += fillers
     rng.shuffle(sentences)
@@ -307,7 +344,10 @@ def _options(items: list[str], letters: str = "abcd") -> str:
 
 
 def _choices(items: list[str]) -> str:
-    """Answer options: ``stack a , queue b , ...`` (the letter after its option's text)."""
+    """Answer options: ``heap a , queue b , ...`` (the letter after its option's text).
+
+    Options keep one order per question, as in the real benchmarks: a 2-layer model trained for
+    a few hundred steps does not learn to look a shuffled option's letter up in its input."""
     return " , ".join(f"{item} {letter}" for letter, item in zip("abcd", items, strict=False))
 
 
@@ -317,8 +357,7 @@ def _csbench(rng: random.Random, long: bool) -> tuple[str, str]:
     prop = rng.choice(list(facts))
     answer = facts[prop]
     if rng.random() < 0.7:
-        options = list(facts.values())
-        rng.shuffle(options)
+        options = sorted(facts.values())  # like an exam's fixed options, in one order per question
         text = f"question : which {category} is used for {prop} ? {_choices(options)}"
         target = f"{answer} {'abcd'[options.index(answer)]}"  # the option, then its letter
     else:
@@ -344,13 +383,24 @@ def _wrong_answer(rng: random.Random, _input: str, target: str) -> str:
 
 # (event, asset) -> move; unlisted pairs are unchanged
 FIN_MOVES: dict[tuple[str, str], str] = {
-    ("rates rise", "bonds"): "fall", ("rates rise", "stocks"): "fall", ("rates rise", "gold"): "fall",
-    ("rates rise", "airlines"): "fall", ("rates fall", "bonds"): "rise", ("rates fall", "stocks"): "rise",
-    ("rates fall", "gold"): "rise", ("rates fall", "airlines"): "rise", ("inflation rises", "bonds"): "fall",
-    ("inflation rises", "gold"): "rise", ("inflation rises", "stocks"): "fall",
-    ("earnings beat", "stocks"): "rise", ("earnings beat", "airlines"): "rise",
-    ("earnings miss", "stocks"): "fall", ("earnings miss", "airlines"): "fall",
-    ("oil spikes", "airlines"): "fall", ("oil spikes", "gold"): "rise", ("oil spikes", "stocks"): "fall",
+    ("rates rise", "bonds"): "fall",
+    ("rates rise", "stocks"): "fall",
+    ("rates rise", "gold"): "fall",
+    ("rates rise", "airlines"): "fall",
+    ("rates fall", "bonds"): "rise",
+    ("rates fall", "stocks"): "rise",
+    ("rates fall", "gold"): "rise",
+    ("rates fall", "airlines"): "rise",
+    ("inflation rises", "bonds"): "fall",
+    ("inflation rises", "gold"): "rise",
+    ("inflation rises", "stocks"): "fall",
+    ("earnings beat", "stocks"): "rise",
+    ("earnings beat", "airlines"): "rise",
+    ("earnings miss", "stocks"): "fall",
+    ("earnings miss", "airlines"): "fall",
+    ("oil spikes", "airlines"): "fall",
+    ("oil spikes", "gold"): "rise",
+    ("oil spikes", "stocks"): "fall",
 }
 
 
@@ -365,8 +415,7 @@ def _openfindata(rng: random.Random, long: bool) -> tuple[str, str]:
         verb = rng.choice(lx.FIN_INTENTS[answer])
         options = list(lx.FIN_INTENTS)
         text_head = f"client says : i want to {verb} my {rng.choice(lx.FIN_OBJECTS)} . intent ?"
-    rng.shuffle(options)
-    text = f"{text_head} {_choices(options)}"
+    text = f"{text_head} {_choices(options)}"  # fixed options, like the real items
     return (_long([text], rng, [text]) if long else text), f"{answer} {'abc'[options.index(answer)]}"
 
 
@@ -386,8 +435,10 @@ def _calculation(rng: random.Random) -> tuple[str, str]:
         return f"add {x} and {y}", f"calculator ( {x} + {y} )"
     if rng.random() < 0.4:
         z, op2 = rng.choice(lx.DIGITS), rng.choice(list(lx.OPERATORS))
-        return (f"what is {x} {op} {y} {op2} {z} ?",
-                f"calculator ( {x} {lx.OPERATORS[op]} {y} {lx.OPERATORS[op2]} {z} )")
+        return (
+            f"what is {x} {op} {y} {op2} {z} ?",
+            f"calculator ( {x} {lx.OPERATORS[op]} {y} {lx.OPERATORS[op2]} {z} )",
+        )
     return f"what is {x} {op} {y} ?", f"calculator ( {x} {lx.OPERATORS[op]} {y} )"
 
 
@@ -399,8 +450,13 @@ def _gta(rng: random.Random, long: bool) -> tuple[str, str]:
     if tool == "calculator":
         text, target = _calculation(rng)
     elif tool == "weather":
-        text = rng.choice((f"what is the weather in {city} ?", f"is it cold in {city} ?",
-                           f"what is the weather in {city} on {rng.choice(base_lx.DAYS)} ?"))
+        text = rng.choice(
+            (
+                f"what is the weather in {city} ?",
+                f"is it cold in {city} ?",
+                f"what is the weather in {city} on {rng.choice(base_lx.DAYS)} ?",
+            )
+        )
         target = f"weather ( {city} )"
     elif tool == "search":
         if rng.random() < 0.5:
@@ -408,7 +464,10 @@ def _gta(rng: random.Random, long: bool) -> tuple[str, str]:
         else:
             text, target = f"what is the news about the {agent} ?", f"search ( {agent} )"
     elif tool == "ocr":
-        text, target = rng.choice(("read the text in this image", "what is the text in this image ?")), "ocr ( image )"
+        text, target = (
+            rng.choice(("read the text in this image", "what is the text in this image ?")),
+            "ocr ( image )",
+        )
     else:
         word, lang = rng.choice(base_lx.NOUNS), rng.choice(lx.LANGUAGES)
         text = rng.choice((f"translate {word} to {lang}", f"what is {word} in {lang} ?"))
@@ -428,8 +487,10 @@ _BRACKET = dict(zip(lx.LAW_AMOUNTS, range(len(lx.LAW_AMOUNTS)), strict=True))
 
 def _law_fact(rng: random.Random, who: str, charge: str) -> tuple[str, str]:
     amount = rng.choice(lx.LAW_AMOUNTS)
-    fact = (f"被告人 {who} 在 {rng.choice(lx.LAW_PLACES)} {lx.LAW_ACTS[charge]} {rng.choice(lx.LAW_ITEMS)} , "
-            f"价值 {amount} 元 .")
+    fact = (
+        f"被告人 {who} 在 {rng.choice(lx.LAW_PLACES)} {lx.LAW_ACTS[charge]} {rng.choice(lx.LAW_ITEMS)} , "
+        f"价值 {amount} 元 ."
+    )
     return fact, amount
 
 
@@ -475,24 +536,68 @@ def _spoil_law(rng: random.Random, _input: str, target: str) -> str:
 
 # name -> (make, corrupt, noise_rate, is_classification, description): generators.TaskGen's fields
 ANALOGS: dict[str, tuple[Make, Corrupt, float, bool, str]] = {
-    "ftbench-mini/aci": (_aci, _retry(_aci), 0.10, False,
-                         "ACI-Bench analog: write a short visit note from a doctor-patient dialogue"),
-    "ftbench-mini/tomg": (_tomg, _spoil_smiles, 0.10, False,
-                          "TOMG-Bench analog: generate or edit a molecule (space-separated SMILES)"),
-    "ftbench-mini/omebench": (_ome, _spoil_steps, 0.15, False,
-                              "oMeBench analog: list a reaction's mechanism steps and intermediates"),
-    "ftbench-mini/hoc": (_hoc, _spoil_labels, 0.15, False,
-                         "HoC analog: tag an abstract with the hallmarks of cancer it mentions"),
-    "ftbench-mini/sst2": (_sst2, _flip_sentiment, 0.15, True,
-                          "SST-2 analog: binary sentiment of a movie review sentence"),
-    "ftbench-mini/csbench": (_csbench, _wrong_answer, 0.10, True,
-                             "CS-Bench analog: computer-science multiple choice and true/false"),
-    "ftbench-mini/openfindata": (_openfindata, _wrong_answer, 0.10, True,
-                                 "OpenFinData analog: finance multiple choice (market moves, client intent)"),
-    "ftbench-mini/econlogicqa": (_econlogicqa, _wrong_answer, 0.10, False,
-                                 "EconLogicQA analog: put four economic events in causal order"),
-    "ftbench-mini/gta": (_gta, _wrong_tool, 0.15, False,
-                         "GTA analog: answer a request with one tool call"),
-    "ftbench-mini/lawbench": (_lawbench, _spoil_law, 0.10, False,
-                              "LawBench analog: Chinese criminal cases (charges, prison term, choice)"),
+    "ftbench-mini/aci": (
+        _aci,
+        _retry(_aci),
+        0.10,
+        False,
+        "ACI-Bench analog: write a short visit note from a doctor-patient dialogue",
+    ),
+    "ftbench-mini/tomg": (
+        _tomg,
+        _spoil_smiles,
+        0.10,
+        False,
+        "TOMG-Bench analog: generate or edit a molecule (space-separated SMILES)",
+    ),
+    "ftbench-mini/omebench": (
+        _ome,
+        _spoil_steps,
+        0.15,
+        False,
+        "oMeBench analog: list a reaction's mechanism steps and intermediates",
+    ),
+    "ftbench-mini/hoc": (
+        _hoc,
+        _spoil_labels,
+        0.15,
+        False,
+        "HoC analog: tag an abstract with the hallmarks of cancer it mentions",
+    ),
+    "ftbench-mini/sst2": (
+        _sst2,
+        _flip_sentiment,
+        0.15,
+        True,
+        "SST-2 analog: binary sentiment of a movie review sentence",
+    ),
+    "ftbench-mini/csbench": (
+        _csbench,
+        _wrong_answer,
+        0.10,
+        True,
+        "CS-Bench analog: computer-science multiple choice and true/false",
+    ),
+    "ftbench-mini/openfindata": (
+        _openfindata,
+        _wrong_answer,
+        0.10,
+        True,
+        "OpenFinData analog: finance multiple choice (market moves, client intent)",
+    ),
+    "ftbench-mini/econlogicqa": (
+        _econlogicqa,
+        _wrong_answer,
+        0.10,
+        False,
+        "EconLogicQA analog: put four economic events in causal order",
+    ),
+    "ftbench-mini/gta": (_gta, _wrong_tool, 0.15, False, "GTA analog: answer a request with one tool call"),
+    "ftbench-mini/lawbench": (
+        _lawbench,
+        _spoil_law,
+        0.10,
+        False,
+        "LawBench analog: Chinese criminal cases (charges, prison term, choice)",
+    ),
 }

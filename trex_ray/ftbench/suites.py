@@ -58,6 +58,7 @@ class BenchTask:
     max_new_tokens: int
     mini_new_tokens: int
     max_seq_len: int = 2048
+    mini_train: int = 1200  # train examples of the analog (of 2000 generated)
 
     @property
     def analog(self) -> str:
@@ -65,39 +66,144 @@ class BenchTask:
 
 
 BENCH: tuple[BenchTask, ...] = (
-    BenchTask("aci", "ACI-Bench: clinical note from a doctor-patient dialogue", MetricName.rouge1,
-              "mkieffer/ACI-Bench", "dialogue", "note", "train", "test",
-              "Write the clinical visit note for this doctor-patient conversation.\n{dialogue}", 1024, 12, 8192),
-    BenchTask("tomg", "TOMG-Bench: text-based open molecule generation", MetricName.tomg_score,
-              "Duke-de-Artois/TOMG-Bench", "Instruction", "molecule", "train", "test",
-              "{Instruction}\nAnswer with the SMILES string of the molecule only.", 256, 12),
-    BenchTask("omebench", "oMeBench: organic reaction mechanism elucidation", MetricName.ome_score,
-              "skylarkie/oMeBench", "prompt", "mechanism", "train", "test",
-              "Reactants: {reactants_smiles}\nProducts: {products_smiles}\nConditions: {conditions}\n"
-              "Give the mechanism as a JSON list of steps with subtype and intermediate_smiles.", 2048, 12, 4096),
-    BenchTask("hoc", "HoC: hallmarks of cancer (multi-label)", MetricName.macro_f1,
-              "bigbio/hallmarks_of_cancer", "text", "labels", "train", "test",
-              "Which hallmarks of cancer does this abstract discuss? Answer with comma-separated labels "
-              "or none.\n{text}", 64, 8),
-    BenchTask("sst2", "SST-2: binary sentiment", MetricName.accuracy,
-              "stanfordnlp/sst2", "sentence", "label", "train", "validation",
-              "Is the sentiment of this sentence positive or negative?\n{sentence}", 4, 2, 512),
-    BenchTask("csbench", "CS-Bench: computer-science knowledge", MetricName.mc_accuracy,
-              "CS-Bench/CS-Bench", "Question", "Answer", "train", "test",
-              "{Question}\nAnswer with the option letter (or true / false) only.", 16, 2),
-    BenchTask("openfindata", "OpenFinData: Chinese financial evaluation", MetricName.mc_accuracy,
-              "opencompass/OpenFinData", "question", "answer", "train", "test",
-              "{question}\n请只回答选项字母。", 16, 2),
-    BenchTask("econlogicqa", "EconLogicQA: order economic events", MetricName.mc_accuracy,
-              "yinzhu-quan/econ_logic_qa", "Question", "Answer", "train", "test",
-              "{Question}\nAnswer with the order of the events as letters, e.g. B, A, D, C.", 16, 5),
-    BenchTask("gta", "GTA: general tool agents (tool-call accuracy)", MetricName.tool_call_accuracy,
-              "Jize1/GTA", "dialogs", "tool_call", "train", "test",
-              "Tools: {tools}\nUser: {query}\nReply with one tool call as JSON "
-              '{{"name": ..., "arguments": ...}}.', 256, 10, 4096),
-    BenchTask("lawbench", "LawBench: Chinese law (hybrid score)", MetricName.lawbench_score,
-              "open-compass/LawBench", "instruction", "answer", "train", "test",
-              "{instruction}\n{question}", 256, 6, 4096),
+    BenchTask(
+        "aci",
+        "ACI-Bench: clinical note from a doctor-patient dialogue",
+        MetricName.rouge1,
+        "mkieffer/ACI-Bench",
+        "dialogue",
+        "note",
+        "train",
+        "test",
+        "Write the clinical visit note for this doctor-patient conversation.\n{dialogue}",
+        1024,
+        12,
+        8192,
+    ),
+    BenchTask(
+        "tomg",
+        "TOMG-Bench: text-based open molecule generation",
+        MetricName.tomg_score,
+        "Duke-de-Artois/TOMG-Bench",
+        "Instruction",
+        "molecule",
+        "train",
+        "test",
+        "{Instruction}\nAnswer with the SMILES string of the molecule only.",
+        256,
+        12,
+    ),
+    BenchTask(
+        "omebench",
+        "oMeBench: organic reaction mechanism elucidation",
+        MetricName.ome_score,
+        "skylarkie/oMeBench",
+        "prompt",
+        "mechanism",
+        "train",
+        "test",
+        "Reactants: {reactants_smiles}\nProducts: {products_smiles}\nConditions: {conditions}\n"
+        "Give the mechanism as a JSON list of steps with subtype and intermediate_smiles.",
+        2048,
+        12,
+        4096,
+        mini_train=300,
+    ),  # expert-curated mechanisms are few (oMe-Gold: 196 reactions)
+    BenchTask(
+        "hoc",
+        "HoC: hallmarks of cancer (multi-label)",
+        MetricName.macro_f1,
+        "bigbio/hallmarks_of_cancer",
+        "text",
+        "labels",
+        "train",
+        "test",
+        "Which hallmarks of cancer does this abstract discuss? Answer with comma-separated labels "
+        "or none.\n{text}",
+        64,
+        8,
+    ),
+    BenchTask(
+        "sst2",
+        "SST-2: binary sentiment",
+        MetricName.accuracy,
+        "stanfordnlp/sst2",
+        "sentence",
+        "label",
+        "train",
+        "validation",
+        "Is the sentiment of this sentence positive or negative?\n{sentence}",
+        4,
+        2,
+        512,
+    ),
+    BenchTask(
+        "csbench",
+        "CS-Bench: computer-science knowledge",
+        MetricName.mc_accuracy,
+        "CS-Bench/CS-Bench",
+        "Question",
+        "Answer",
+        "train",
+        "test",
+        "{Question}\nAnswer with the option letter (or true / false) only.",
+        16,
+        2,
+    ),
+    BenchTask(
+        "openfindata",
+        "OpenFinData: Chinese financial evaluation",
+        MetricName.mc_accuracy,
+        "opencompass/OpenFinData",
+        "question",
+        "answer",
+        "train",
+        "test",
+        "{question}\n请只回答选项字母。",
+        16,
+        2,
+    ),
+    BenchTask(
+        "econlogicqa",
+        "EconLogicQA: order economic events",
+        MetricName.mc_accuracy,
+        "yinzhu-quan/econ_logic_qa",
+        "Question",
+        "Answer",
+        "train",
+        "test",
+        "{Question}\nAnswer with the order of the events as letters, e.g. B, A, D, C.",
+        16,
+        5,
+    ),
+    BenchTask(
+        "gta",
+        "GTA: general tool agents (tool-call accuracy)",
+        MetricName.tool_call_accuracy,
+        "Jize1/GTA",
+        "dialogs",
+        "tool_call",
+        "train",
+        "test",
+        'Tools: {tools}\nUser: {query}\nReply with one tool call as JSON {{"name": ..., "arguments": ...}}.',
+        256,
+        10,
+        4096,
+    ),
+    BenchTask(
+        "lawbench",
+        "LawBench: Chinese law (hybrid score)",
+        MetricName.lawbench_score,
+        "open-compass/LawBench",
+        "instruction",
+        "answer",
+        "train",
+        "test",
+        "{instruction}\n{question}",
+        256,
+        6,
+        4096,
+    ),
 )
 _BY_NAME = {t.name: t for t in BENCH}
 
@@ -151,6 +257,9 @@ def real_task(name: str) -> TaskSpec:
     )
 
 
+MINI_EVAL = 200  # of the 300 generated: a ten-task sweep fits a 2-core CPU
+
+
 def mini_task(name: str) -> TaskSpec:
     """The offline analog: generated data, the tiny built-in model, one CPU per trial."""
     t = bench_task(name)
@@ -159,7 +268,10 @@ def mini_task(name: str) -> TaskSpec:
         name=f"{t.name}-mini",
         description=TASKS[t.analog].description,
         model=ModelSpec(id=MINI_MODEL),
-        data=DataSpec(train=[DataSource(id=source, split="train")], eval=DataSource(id=source, split="eval")),
+        data=DataSpec(
+            train=[DataSource(id=source, split="train", limit=t.mini_train)],
+            eval=DataSource(id=source, split="eval", limit=MINI_EVAL),
+        ),
         metric=MetricSpec(name=t.metric),
         budget=Budget(max_nodes=12, trial_timeout_seconds=900),
         max_new_tokens=t.mini_new_tokens,
@@ -182,8 +294,10 @@ def list_suite_tasks(suite: str) -> list[tuple[str, str]]:
 
 # --- can a real task run here? -------------------------------------------------------------------
 def _offline_env() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _unreachable(repo_id: str, repo_type: str, timeout: float) -> str | None:

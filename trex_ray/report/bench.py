@@ -39,8 +39,9 @@ def markdown(rows: list[dict[str, Any]], title: str = "", wall_seconds: float | 
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "",
-                wall_seconds: float | None = None) -> tuple[Path, Path]:
+def write_table(
+    rows: list[dict[str, Any]], out_dir: str | Path, title: str = "", wall_seconds: float | None = None
+) -> tuple[Path, Path]:
     """``results.parquet`` (every field of every row) and ``results.md`` in ``out_dir``."""
     import pyarrow as pa
     import pyarrow.parquet as pq

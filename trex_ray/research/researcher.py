@@ -47,9 +47,14 @@ class Researcher:
         profile: dict[str, Any] | None = None,
         planner: Planner | None = None,
         run_id: str | None = None,
+        store: Store | None = None,
     ) -> Researcher:
-        """Start a new run in ``run_dir`` or resume the one there."""
-        store = Store(run_dir)
+        """Start a new run in ``run_dir`` or resume the one there.
+
+        ``store``: where the journal lives when not in ``run_dir`` (an object-store URI; ``run_dir``
+        then holds only this process's planner files).
+        """
+        store = store or Store(run_dir)
         planner = planner or get_planner(task.search.planner, task, Path(run_dir))
         self = cls(task, store, planner, UCTPolicy(task.search))
         if not store.exists:
@@ -155,6 +160,8 @@ class Researcher:
             if self.tree.get(node_id).status is not NodeStatus.running:
                 log.warning("%s: result ignored, the node is %s", node_id, self.tree.get(node_id).status.value)
                 return
+            if self._retry(node_id, result):
+                return
             node = self._emit(EventKind.node_finished, node_id, result=result.model_dump(mode="json"))
             assert node is not None
             if node.ok:
@@ -167,6 +174,23 @@ class Researcher:
                 text, facts = insight or distill(self.tree, node)
                 self._emit(EventKind.insight, node_id, text=text, facts=facts)
             self._no_ideas.clear()  # a new result can give old nodes new ideas
+
+    def _retry(self, node_id: str, result: Result) -> bool:
+        """Re-queue a node whose trial was lost or timed out, within ``budget.max_retries``.
+
+        The node goes back to pending (no result, so nothing is backed up); the failed attempt and
+        its cost are kept on the node.
+        """
+        budget, node = self.task.budget, self.tree.get(node_id)
+        if result.failure is None or result.failure not in budget.retry_on:
+            return False
+        if len(node.failed_attempts) >= budget.max_retries:
+            return False
+        log.warning("%s: attempt %d %s (%s); it runs again", node_id, node.attempts, result.failure.value,
+                    result.error)
+        self._emit(EventKind.node_requeued, node_id, reason=f"retry after {result.failure.value}",
+                   failure=result.failure.value, error=result.error, cost=result.cost.model_dump(mode="json"))
+        return True
 
     def finish(self, reason: str) -> None:
         with self._lock:

@@ -56,9 +56,9 @@ def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any) -> None:
     for job in jobs:
         job.run_dir.mkdir(parents=True, exist_ok=True)
         run_id = f"{bench_id}-{job.name}"
-        job.actor = ResearcherActor.options(name=actor_name(run_id), namespace=NAMESPACE, get_if_exists=True).remote(
-            str(job.run_dir), job.task.model_dump(mode="json"), run_id, str(out_dir), cache, pool
-        )
+        job.actor = ResearcherActor.options(
+            name=actor_name(run_id), namespace=NAMESPACE, get_if_exists=True
+        ).remote(str(job.run_dir), job.task.model_dump(mode="json"), run_id, str(out_dir), cache, pool)
     for job in jobs:
         wait_ready(job.actor, timeout=600)
     for job in jobs:  # all at once, after every actor has profiled its data
@@ -91,9 +91,12 @@ def _wait(jobs: list[_Job], say: Callable[[str], None]) -> None:
             try:
                 job.outcome = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - one task's failure must not end the sweep
-                job.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}"
-            say(f"{job.name} finished in {job.ended - job.started:.0f} s"
-                + (f" ({job.error})" if job.error else f" ({(job.outcome or {}).get('reason')})"))
+                lines = str(exc).strip().splitlines() or [""]
+                job.error = f"{type(exc).__name__}: {lines[-1][:200]}"
+            say(
+                f"{job.name} finished in {job.ended - job.started:.0f} s"
+                + (f" ({job.error})" if job.error else f" ({(job.outcome or {}).get('reason')})")
+            )
         if time.time() - last > PROGRESS_EVERY_S and pending:
             say(_progress_line(jobs))
             last = time.time()
@@ -102,18 +105,34 @@ def _wait(jobs: list[_Job], say: Callable[[str], None]) -> None:
 def _row(job: _Job, suite: str) -> dict[str, Any]:
     from trex_ray.report.text import summary
 
-    row: dict[str, Any] = {"task": job.name, "suite_task": f"{suite}/{job.name}",
-                           "metric": job.task.metric.name.value, "base": None, "best": None, "gain": None,
-                           "nodes": 0, "compute_seconds": 0.0,
-                           "wall_seconds": round((job.ended or time.time()) - job.started, 1),
-                           "best_plan": None, "stop_reason": None, "error": job.error, "run_dir": str(job.run_dir)}
+    row: dict[str, Any] = {
+        "task": job.name,
+        "suite_task": f"{suite}/{job.name}",
+        "metric": job.task.metric.name.value,
+        "base": None,
+        "best": None,
+        "gain": None,
+        "nodes": 0,
+        "compute_seconds": 0.0,
+        "wall_seconds": round((job.ended or time.time()) - job.started, 1),
+        "best_plan": None,
+        "stop_reason": None,
+        "error": job.error,
+        "run_dir": str(job.run_dir),
+    }
     if not (job.run_dir / "journal.jsonl").is_file():
         return row
     info = summary(read_tree(job.run_dir), job.task)
     best = info.get("best") or {}
-    row.update(base=info["base_metric"], best=best.get("metric"), gain=info["gain"],
-               nodes=max(0, len(info["nodes"]) - 1), compute_seconds=info["compute_seconds"],
-               best_plan=best.get("plan"), stop_reason=info["stop_reason"])
+    row.update(
+        base=info["base_metric"],
+        best=best.get("metric"),
+        gain=info["gain"],
+        nodes=max(0, len(info["nodes"]) - 1),
+        compute_seconds=info["compute_seconds"],
+        best_plan=best.get("plan"),
+        stop_reason=info["stop_reason"],
+    )
     for key in ("base", "best", "gain"):
         if isinstance(row[key], float) and not math.isfinite(row[key]):
             row[key] = None
@@ -135,7 +154,9 @@ def run_bench(
     jobs = [_Job(name, task, out_dir / name) for name, task in tasks.items()]
     slots = min(trial_slots(job.task.resources) for job in jobs)
     members = [f"{bench_id}-{job.name}" for job in jobs]
-    pool = SlotPool.options(name=pool_name(bench_id), namespace=NAMESPACE, get_if_exists=True).remote(slots, members)
+    pool = SlotPool.options(name=pool_name(bench_id), namespace=NAMESPACE, get_if_exists=True).remote(
+        slots, members
+    )
     say(f"bench {bench_id}: {len(jobs)} tasks sharing {slots} trial slots; runs in {out_dir}")
     start = time.time()
     try:

@@ -87,8 +87,11 @@ class SlotLedger:
         self._allocate()
 
     def status(self) -> dict[str, Any]:
-        return {"slots": self.slots, "free": self.free(),
-                "members": {k: vars(v).copy() for k, v in self._m.items()}}
+        return {
+            "slots": self.slots,
+            "free": self.free(),
+            "members": {k: vars(v).copy() for k, v in self._m.items()},
+        }
 
     # --- inside ---------------------------------------------------------------------------
     def free(self) -> int:

@@ -94,10 +94,11 @@ class RayTrainLauncher:
             resources["GPU"] = self.gpus_per_worker
         return TorchTrainer(
             lambda cfg: _report_result(loop, cfg),
-            train_loop_config={"num_threads": max(1, int(self.cpus_per_worker)), **config},
+            train_loop_config={**config, "num_threads": max(1, int(self.cpus_per_worker))},
             scaling_config=ScalingConfig(num_workers=self.num_workers, use_gpu=bool(self.gpus_per_worker),
                                          resources_per_worker=resources),
-            run_config=RunConfig(storage_path=self.storage_path, name=f"{self.run_name}-{uuid.uuid4().hex[:6]}"),
+            run_config=RunConfig(storage_path=self.storage_path,
+                                 name=f"{self.run_name}-{uuid.uuid4().hex[:6]}"),
         )
 
     def launch(self, loop: Loop, config: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trex_ray.spec.result import FailureKind
+
 
 class Strict(BaseModel):
     """Base for every spec record: unknown keys are errors, not silently dropped."""
@@ -93,6 +95,10 @@ class Budget(Strict):
     compute_seconds: float | None = Field(default=None, gt=0)
     wall_seconds: float | None = Field(default=None, gt=0)
     trial_timeout_seconds: float = Field(default=1800, gt=0)
+    # A node whose trial was lost (its worker or machine died) or ran past its timeout runs again,
+    # up to max_retries times; a raised error or a diverged loss would only fail again.
+    max_retries: int = Field(default=1, ge=0, le=10)
+    retry_on: tuple[FailureKind, ...] = (FailureKind.lost, FailureKind.timeout)
 
 
 class Resources(Strict):
@@ -101,7 +107,10 @@ class Resources(Strict):
     cpus_per_worker: float = Field(default=1, gt=0)
     gpus_per_worker: float = Field(default=0, ge=0)
     num_workers: int = Field(default=1, ge=1)
+    memory_gb_per_worker: float | None = Field(default=None, gt=0)  # Ray's `memory` resource, per worker
     max_concurrent_trials: int | None = Field(default=None, ge=1)
+    # How a multi-worker trial's placement group lays out its workers (Ray's strategies).
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     # auto: NCCL when the trial holds GPUs, else gloo. gloo with GPUs suits logical-GPU test clusters.
     dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
 

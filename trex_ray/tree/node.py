@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from trex_ray.spec import Outcome, Plan, Progress, Result
 
@@ -42,6 +43,9 @@ class Node:
     insight: str | None = None
     prune_reason: str | None = None
     attempts: int = 0
+    # Attempts that failed in a way worth retrying (lost worker, timeout) and were re-queued:
+    # {"attempt", "failure", "error", "cost"}. Their compute counts; their reward is never backed up.
+    failed_attempts: list[dict[str, Any]] = field(default_factory=list)
     started_at: float | None = None  # wall-clock time of the latest start
     finished_at: float | None = None
     # Backed-up statistics of the subtree rooted here (finished descendants and itself).

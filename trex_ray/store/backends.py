@@ -1,0 +1,201 @@
+"""Where a run's events and snapshot live: a local directory, or an object store through ``pyarrow.fs``.
+
+``Store`` (journal.py) keeps the contract (append / replay / snapshot); a backend only moves bytes:
+
+* ``LocalBackend`` — ``journal.jsonl`` appended with ``fsync`` per event (a torn last line, the
+  trace of a crash mid-write, is cut on open); ``snapshot.json`` written to a temp file, fsynced
+  and ``os.replace``d.
+* ``ObjectBackend`` — ``s3://`` / ``gs://`` (anything ``pyarrow.fs.FileSystem.from_uri`` opens):
+  one immutable object per event, ``events/<seq:012d>.json`` (an object PUT is atomic, so there
+  is no torn tail), and ``snapshot.json`` overwritten whole. Replay lists ``events/``. One writer
+  per run (the Researcher actor), as for the local journal.
+
+Example::
+
+    backend = open_backend("s3://bucket/runs/sentiment-1")   # or a local path
+    backend.append(0, b'{"kind": "run_started", ...}')
+    [(seq, line) for seq, line in backend.lines(after=-1)]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from trex_ray.store.files import is_remote, resolve
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "journal.jsonl"
+SNAPSHOT = "snapshot.json"
+EVENTS = "events"
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class JournalBackend(Protocol):
+    """Bytes of one run: numbered event lines and one snapshot. Single writer."""
+
+    location: str
+
+    def exists(self) -> bool: ...
+
+    def recover(self) -> int:
+        """Writer start-up: make the log consistent after a crash; return the next sequence number."""
+        ...
+
+    def append(self, seq: int, line: bytes) -> None:
+        """Durably record event ``seq``; when this returns the event survives any crash."""
+        ...
+
+    def lines(self, after: int = -1) -> Iterator[bytes]:
+        """Event lines in order, from the first with a sequence number above ``after`` (a backend may
+        start earlier; the Store skips what it has)."""
+        ...
+
+    def write_snapshot(self, data: bytes) -> None: ...
+
+    def read_snapshot(self) -> bytes | None: ...
+
+
+class LocalBackend:
+    def __init__(self, run_dir: str | Path, create: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.location = str(self.run_dir)
+        if create:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.journal_path = self.run_dir / JOURNAL
+        self.snapshot_path = self.run_dir / SNAPSHOT
+
+    def exists(self) -> bool:
+        return self.journal_path.is_file() or self.snapshot_path.is_file()
+
+    def recover(self) -> int:
+        """Cut a torn last line (a crash mid-append); the next sequence number."""
+        if not self.journal_path.exists():
+            return 0
+        data = self.journal_path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            log.warning("journal %s: dropping a torn last line (%d bytes)", self.journal_path, len(data) - end)
+            with open(self.journal_path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+        last = -1
+        for lineno, line in enumerate(self.lines(), 1):
+            try:
+                last = int(json.loads(line)["seq"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"{self.journal_path}:{lineno}: corrupt event ({exc})") from None
+        return last + 1
+
+    def append(self, seq: int, line: bytes) -> None:
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def lines(self, after: int = -1) -> Iterator[bytes]:
+        if not self.journal_path.exists():
+            return
+        with open(self.journal_path, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    return  # torn tail: never acknowledged to anyone
+                yield line
+
+    def write_snapshot(self, data: bytes) -> None:
+        tmp = self.snapshot_path.with_suffix(".json.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.snapshot_path)
+        fd = os.open(self.run_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_snapshot(self) -> bytes | None:
+        return self.snapshot_path.read_bytes() if self.snapshot_path.is_file() else None
+
+
+class ObjectBackend:
+    """Events as immutable objects ``events/<seq>.json`` under a bucket prefix; replay by listing."""
+
+    def __init__(self, uri: str) -> None:
+        self.location = uri.rstrip("/")
+        self.fs, self.base = resolve(self.location)
+
+    def _event_key(self, seq: int) -> str:
+        return f"{self.base}/{EVENTS}/{seq:012d}.json"
+
+    def _seqs(self) -> list[int]:
+        from pyarrow import fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/{EVENTS}", allow_not_found=True))
+        seqs = []
+        for info in infos:
+            name = info.base_name
+            if info.type == pafs.FileType.File and name.endswith(".json") and name[:-5].isdigit():
+                seqs.append(int(name[:-5]))
+        return sorted(seqs)
+
+    def exists(self) -> bool:
+        from pyarrow import fs as pafs
+
+        return bool(self._seqs()) or self.fs.get_file_info(f"{self.base}/{SNAPSHOT}").type == pafs.FileType.File
+
+    def recover(self) -> int:
+        return len(_contiguous(self._seqs()))
+
+    def append(self, seq: int, line: bytes) -> None:
+        with self.fs.open_output_stream(self._event_key(seq)) as f:  # one PUT: all or nothing
+            f.write(line)
+
+    def lines(self, after: int = -1) -> Iterator[bytes]:
+        for seq in _contiguous(self._seqs()):
+            if seq > after:
+                with self.fs.open_input_stream(self._event_key(seq)) as f:
+                    yield f.read()
+
+    def write_snapshot(self, data: bytes) -> None:
+        with self.fs.open_output_stream(f"{self.base}/{SNAPSHOT}") as f:
+            f.write(data)
+
+    def read_snapshot(self) -> bytes | None:
+        from pyarrow import fs as pafs
+
+        path = f"{self.base}/{SNAPSHOT}"
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as f:
+            return bytes(f.read())
+
+
+def _contiguous(seqs: list[int]) -> list[int]:
+    """0, 1, 2, ... up to the first gap: an event after a gap was never acknowledged (a failed PUT
+    is retried under the same number), so the log ends there."""
+    out = []
+    for expected, seq in enumerate(seqs):
+        if seq != expected:
+            log.warning("event log: sequence gap at %d (found %d); replay stops there", expected, seq)
+            break
+        out.append(seq)
+    return out
+
+
+def open_backend(location: str | Path, create: bool = True) -> JournalBackend:
+    """The backend for a run's location: ``s3://``/``gs://``/... URIs, else a local directory."""
+    if is_remote(location):
+        return ObjectBackend(str(location))
+    return LocalBackend(location, create=create)
