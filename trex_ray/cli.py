@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="built-in task name (see `trex tasks`) or path to a task YAML")
     run.add_argument("overrides", nargs="*", help="task overrides, e.g. budget.max_nodes=8")
     run.add_argument("--max-nodes", type=int, help="experiments to run beyond the base model")
-    run.add_argument("--run-dir", help="where the run lives (default: runs/<task>-<time>)")
+    run.add_argument("--run-dir", help="where the run lives: a folder or a bucket URI such as "
+                     "s3://bucket/trex/my-run (default: <storage_path>/<task>-<time>)")
     run.add_argument("--planner", help="planner name (default: heuristic)")
     _llm_cli().add_run_options(run)
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local cluster)")
@@ -72,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true")
     resume.set_defaults(func=cmd_resume)
 
-    status = sub.add_parser("status", help="state of a run (live: read from its journal)")
+    status = sub.add_parser("status", help="state of a run: from its live Researcher when the cluster "
+                            "answers, else read from its journal")
     status.add_argument("run_dir")
+    status.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or the run's own hint)")
     status.set_defaults(func=cmd_status)
 
     report = sub.add_parser("report", help="leaderboard and summary of a run")
@@ -133,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides += _llm_cli().llm_overrides(args)
     task = resolve_task(args.task, overrides)
     _check_planner(task)
-    if args.run_dir and (Path(args.run_dir) / "journal.jsonl").exists():
+    if args.run_dir and _has_run(args.run_dir):
         raise UserError(f"--run-dir {args.run_dir}: a run already lives there; use `trex resume {args.run_dir}`")
     return _run(task, args.run_dir, args.address, not args.quiet)
 
@@ -183,12 +186,26 @@ def _load_tree(run_dir: str):  # type: ignore[no-untyped-def]
     return task, read_tree(run_dir)
 
 
+def _has_run(run_dir: str) -> bool:
+    from trex_ray.store import Store
+
+    return Store(run_dir, readonly=True).backend.exists()
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from trex_ray.report import leaderboard, summary
+    from trex_ray.runtime.live import live_status
 
+    live = live_status(args.run_dir, args.address)
     task, tree = _load_tree(args.run_dir)
-    info = summary(tree, task)
-    state = f"finished ({info['stop_reason']})" if info["stop_reason"] else "in progress or interrupted"
+    info = live or summary(tree, task)
+    if live is not None:
+        running = [n["id"] for n in live["nodes"] if n["status"] == "running"]
+        state = f"live (Researcher actor answering); running {', '.join(running) or 'nothing'}"
+    elif info["stop_reason"]:
+        state = f"finished ({info['stop_reason']})"
+    else:
+        state = "in progress or interrupted (no live Researcher reached; read from the store)"
     print(f"run {info['run_id']} of {task.name}: {state}; nodes {info['counts']}")
     print(leaderboard(tree, task))
     return 0
@@ -210,7 +227,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_files(args: argparse.Namespace) -> int:
-    if not (Path(args.run_dir) / "journal.jsonl").is_file():
+    if "://" in args.run_dir:
+        raise UserError(f"--format {args.format} reads a local run folder; for a stored run use --format text "
+                        "or json")
+    if not _has_run(args.run_dir):
         raise UserError(f"{args.run_dir}: not a trex run directory (no journal); "
                         "give the folder `trex run` printed")
     if args.format == "html":

@@ -9,10 +9,13 @@ from typing import Any, Protocol
 
 from trex_ray.spec import Decision, Progress, TaskSpec
 
-__all__ = ["Decision", "ProgressFn", "RunContext", "TrainLauncher", "always_continue"]
+__all__ = ["Decision", "EvalFn", "ProgressFn", "RunContext", "TrainLauncher", "always_continue"]
 
 
 ProgressFn = Callable[[Progress], Decision]
+# An evaluation service: a request dict (execute/eval_service.py: model, adapter, prompts, lengths) →
+# a reply dict (completions, the backend that made them). The runtime passes a Ray evaluator's client.
+EvalFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def always_continue(_: Progress) -> Decision:
@@ -39,4 +42,5 @@ class RunContext:
     parent_checkpoint: str | None = None  # the parent's checkpoint, used when plan.train.warm_start
     parent_adapter: bool = False  # whether that checkpoint is a LoRA adapter
     on_progress: ProgressFn = always_continue
+    evaluator: EvalFn | None = None  # the run's evaluation service (one vLLM engine per base model), if any
     extra: dict[str, Any] = field(default_factory=dict)

@@ -45,9 +45,10 @@ from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
 
 logger = logging.getLogger(__name__)
 
-DATA_FORMAT_VERSION = 1  # bump when prepare's output changes, so that caches invalidate
+DATA_FORMAT_VERSION = 2  # bump when prepare's output changes, so that caches invalidate
 VAL_FRACTION, VAL_MAX = 0.10, 200
-NOISE_DEFAULTS: dict[str, Any] = {"threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto"}
+MAX_DROP = 0.3  # the noise filter never drops more than this fraction
+NOISE_DEFAULTS: dict[str, Any] = {"threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto", "max_drop": MAX_DROP}
 
 
 class DataError(ValueError):
@@ -275,6 +276,7 @@ def label_noise_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> D
     _number("label_noise_filter", "threshold", p["threshold"], 0, 1)
     _number("label_noise_filter", "min_overlap", p["min_overlap"], 0, 1)
     _number("label_noise_filter", "folds", p["folds"], 2, 100)
+    _number("label_noise_filter", "max_drop", p["max_drop"], 0, 1)
     flags = noise_flags(_col(ds, "input"), _col(ds, "target"), p, ctx.seed)
     return ds.select([i for i, bad in enumerate(flags) if not bad])
 
@@ -284,9 +286,10 @@ def looks_like_labels(targets: list[str]) -> bool:
     """Targets are class labels: short (<= 3 words) and few distinct values."""
     if not targets:
         return False
-    distinct = {normalize(t) for t in targets}
+    parts = [p.strip() for t in targets for p in normalize(t).split(",")]  # multi-label sets too
+    distinct = set(parts)
     few = len(distinct) <= min(50, max(2, len(targets) // 5))
-    return few and all(len(_words(t)) <= 3 for t in targets)
+    return few and all(len(_words(p)) <= 3 for p in parts)
 
 
 _NEGATIONS = frozenset({"not", "no", "never", "without"})
@@ -371,8 +374,22 @@ def noise_flags(inputs: list[str], targets: list[str], params: dict[str, Any], s
     mode = params.get("mode", "auto")
     if mode == "label" or (mode == "auto" and looks_like_labels(targets)):
         scores = label_scores(inputs, targets, int(params.get("folds", 5)), seed)
-        return [s < params.get("threshold", 0.2) for s in scores]
-    return [s < params.get("min_overlap", 0.5) for s in overlap_scores(inputs, targets)]
+        cutoff = params.get("threshold", 0.2)
+    else:
+        scores = overlap_scores(inputs, targets)
+        cutoff = params.get("min_overlap", 0.5)
+    return _cap_drops(scores, cutoff, float(params.get("max_drop", MAX_DROP)))
+
+
+def _cap_drops(scores: list[float], cutoff: float, max_drop: float) -> list[bool]:
+    """Flag scores below ``cutoff``, but never more than ``max_drop`` of the data (the worst first):
+    a scorer that does not fit the data (e.g. multi-label sets) must not wipe the data out."""
+    flagged = [i for i, s in enumerate(scores) if s < cutoff]
+    limit = int(max_drop * len(scores))
+    if len(flagged) > limit:
+        flagged = sorted(flagged, key=lambda i: scores[i])[:limit]
+    keep = set(flagged)
+    return [i in keep for i in range(len(scores))]
 
 
 # --- prepare ---------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Evaluation backends behind one small contract, and ``evaluate`` scoring a checkpoint on a split.
 
 A backend turns prompts into completions for a model directory (plus an optional LoRA adapter
-directory). ``HFBackend`` runs greedy ``generate`` with transformers on any device; a vLLM
-backend plugs in with ``register_backend``.
+directory). ``HFBackend`` runs greedy ``generate`` with transformers on any device; ``vllm``
+(``vllm_backend.py``) and ``openai`` (``openai_backend.py``) are registered too, and more plug in
+with ``register_backend``. ``eval_service.py`` picks the one a node uses.
 
 Example::
 
@@ -92,7 +93,23 @@ class HFBackend:
         return preds
 
 
-_BACKENDS: dict[str, Callable[[], EvalBackend]] = {"hf": HFBackend}
+def _vllm_backend() -> EvalBackend:
+    from trex_ray.execute.vllm_backend import VLLMBackend  # engines live in their own processes
+
+    return VLLMBackend()
+
+
+def _openai_backend() -> EvalBackend:
+    import os
+
+    from trex_ray.execute.openai_backend import API_BASE_ENV, OpenAIBackend
+
+    return OpenAIBackend(os.environ.get(API_BASE_ENV, "http://127.0.0.1:8000/v1"))
+
+
+_BACKENDS: dict[str, Callable[[], EvalBackend]] = {
+    "hf": HFBackend, "vllm": _vllm_backend, "openai": _openai_backend,
+}
 
 
 def register_backend(name: str, factory: Callable[[], EvalBackend]) -> None:

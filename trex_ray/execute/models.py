@@ -84,7 +84,7 @@ def build_builtin_model(preset: str, vocab_size: int, tokenizer: Any, seed: int 
     config = LlamaConfig(
         vocab_size=vocab_size, tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        torch_dtype="float32", **PRESETS[preset],
+        dtype="float32", **PRESETS[preset],
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

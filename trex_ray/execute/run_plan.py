@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from trex_ray.execute.context import RunContext
-from trex_ray.execute.evaluate import evaluate, get_backend
+from trex_ray.execute.eval_service import backend_for
+from trex_ray.execute.evaluate import evaluate
 from trex_ray.execute.models import materialize_base_model
 from trex_ray.execute.train import train_loop
 from trex_ray.spec import Cost, FailureKind, Outcome, Plan, Progress, Result, TrainMode
@@ -91,7 +92,7 @@ def _train(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> dict[str
 
 
 def _evaluate(plan: Plan, ctx: RunContext, base: Path, data: Any, trained: dict[str, Any]) -> dict[str, Any]:
-    backend = get_backend(plan.eval.backend)
+    backend = backend_for(plan, ctx, str(base))  # vLLM through the run's evaluator, or HF
     metric, metrics, samples = evaluate(
         backend, str(base), trained.get("checkpoint"), bool(trained.get("adapter")), data.eval,
         ctx.task.metric.name.value, plan.eval.max_new_tokens or ctx.task.max_new_tokens, plan.eval.batch_size,

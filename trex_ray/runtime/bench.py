@@ -53,12 +53,13 @@ def _cache_dir(out_dir: Path) -> Path:
 
 def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any) -> None:
     cache = str(_cache_dir(out_dir))
+    ray_storage = str(out_dir / "_ray")  # Ray Train's trial folders, apart from the task runs
     for job in jobs:
         job.run_dir.mkdir(parents=True, exist_ok=True)
         run_id = f"{bench_id}-{job.name}"
         job.actor = ResearcherActor.options(
             name=actor_name(run_id), namespace=NAMESPACE, get_if_exists=True
-        ).remote(str(job.run_dir), job.task.model_dump(mode="json"), run_id, str(out_dir), cache, pool)
+        ).remote(str(job.run_dir), job.task.model_dump(mode="json"), run_id, ray_storage, cache, pool)
     for job in jobs:
         wait_ready(job.actor, timeout=600)
     for job in jobs:  # all at once, after every actor has profiled its data

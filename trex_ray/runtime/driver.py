@@ -1,22 +1,25 @@
 """The driver: connect to Ray, start (or find) the Researcher actor, show progress, return the tree.
 
 Locally ``ray.init`` starts an embedded cluster; under ``ray job submit`` (``RAY_ADDRESS`` set)
-it joins the existing one. The driver reserves no resources itself.
+it joins the existing one. The driver reserves no resources itself. If the Researcher actor dies
+(its machine, a kill), Ray restarts it (``max_restarts``), it resumes from the store, and the
+driver asks the new incarnation to run on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 
-from trex_ray.runtime.env import apply_to_this_process, worker_env
+from trex_ray.runtime.auth import align_auth_mode
+from trex_ray.runtime.env import apply_to_this_process, driver_runtime_env
+from trex_ray.runtime.live import ADDRESS_HINT
+from trex_ray.runtime.paths import RunPaths
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, wait_ready
 from trex_ray.runtime.display import ProgressDisplay
 from trex_ray.spec import TaskSpec
@@ -25,23 +28,9 @@ from trex_ray.tree import SearchTree
 
 log = logging.getLogger(__name__)
 
+__all__ = ["RunPaths", "connect", "run", "task_of"]
 
-@dataclass(frozen=True)
-class RunPaths:
-    run_dir: Path
-    cache_dir: Path
-    storage_path: Path
-
-    @classmethod
-    def for_run(cls, task: TaskSpec, run_dir: str | Path | None) -> RunPaths:
-        if run_dir is None:
-            storage = Path(task.storage_path or "runs").absolute()
-            run_id = f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-            run_dir = storage / run_id
-        run_dir = Path(run_dir).absolute()
-        storage = Path(task.storage_path).absolute() if task.storage_path else run_dir.parent
-        cache = Path(os.environ.get("TREX_CACHE_DIR", storage / "cache")).absolute()
-        return cls(run_dir=run_dir, cache_dir=cache, storage_path=storage)
+RESTART_WAIT_S = 300.0
 
 
 def connect(address: str | None = None) -> None:
@@ -54,9 +43,10 @@ def connect(address: str | None = None) -> None:
         "namespace": NAMESPACE,
         "log_to_driver": False,
         "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": worker_env()},
+        "runtime_env": driver_runtime_env(),
     }
     if address:
+        align_auth_mode()  # an explicit address never turns token auth on by itself
         ray.init(address=address, **common)
     else:
         # address="local": never join a stale cluster recorded in a temp dir.
@@ -66,34 +56,55 @@ def connect(address: str | None = None) -> None:
 
 
 def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None = None,
-        live: bool = True) -> tuple[SearchTree, Path]:
-    """Run (or, if ``run_dir`` holds a journal, resume) a search and wait for it to end."""
+        live: bool = True) -> tuple[SearchTree, Path | str]:
+    """Run (or, if ``run_dir`` holds a journal, resume) a search and wait for it to end.
+
+    ``run_dir``: a local folder or a stored run's URI; returns the tree and where the run lives.
+    """
     paths = RunPaths.for_run(task, run_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     connect(address)
-    run_id = paths.run_dir.name
-    actor = ResearcherActor.options(name=actor_name(run_id), namespace=NAMESPACE, get_if_exists=True).remote(
-        str(paths.run_dir), task.model_dump(mode="json"), run_id, str(paths.storage_path), str(paths.cache_dir)
+    _write_address_hint(paths.run_dir)
+    actor = ResearcherActor.options(name=actor_name(paths.run_id), namespace=NAMESPACE, get_if_exists=True).remote(
+        paths.location, task.model_dump(mode="json"), paths.run_id, paths.storage_path, str(paths.cache_dir),
+        local_dir=str(paths.run_dir),
     )
     wait_ready(actor)
-    done_ref = actor.run.remote()
-    with ProgressDisplay(task, paths.run_dir, live=live) as display:
-        while True:
-            ready, _ = ray.wait([done_ref], timeout=1.0)
-            if ready:
-                break
-            try:
-                display.update(ray.get(actor.status.remote(), timeout=10))
-            except Exception as exc:  # the display is best effort; the run goes on
-                log.debug("status unavailable: %s", exc)
-    ray.get(done_ref)
+    with ProgressDisplay(task, Path(paths.run_dir), live=live) as display:
+        _wait_for(actor, display)
     ray.kill(actor)
-    return read_tree(paths.run_dir), paths.run_dir
+    return read_tree(paths.location), (paths.location if paths.remote else paths.run_dir)
+
+
+def _wait_for(actor: Any, display: ProgressDisplay) -> None:
+    """Until the search ends; a Researcher restarted by Ray (it resumed from the store) runs on."""
+    done_ref = actor.run.remote()
+    while True:
+        ready, _ = ray.wait([done_ref], timeout=1.0)
+        if ready:
+            try:
+                ray.get(done_ref)
+                return
+            except RayActorError as exc:
+                log.warning("the Researcher actor died (%s); waiting for Ray to restart it",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                wait_ready(actor, timeout=RESTART_WAIT_S)  # raises once its restarts are spent
+                done_ref = actor.run.remote()
+                continue
+        try:
+            display.update(ray.get(actor.status.remote(), timeout=10))
+        except Exception as exc:  # the display is best effort; the run goes on
+            log.debug("status unavailable: %s", exc)
+
+
+def _write_address_hint(run_dir: Path) -> None:
+    try:
+        (run_dir / ADDRESS_HINT).write_text(ray.get_runtime_context().gcs_address)
+    except Exception as exc:  # a hint only: `trex status` falls back to reading the store
+        log.debug("no address hint: %s", exc)
 
 
 def task_of(run_dir: str | Path) -> TaskSpec:
-    """The task a run directory was started with (from its journal)."""
-    if not (Path(run_dir) / "journal.jsonl").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a trex run directory (no journal); give the folder `trex run` printed")
-    tree = read_tree(run_dir)
+    """The task a run directory (or stored run URI) was started with (from its journal)."""
+    tree = read_tree(run_dir)  # FileNotFoundError when there is no run there
     return TaskSpec.model_validate(tree.meta["task"])

@@ -1,8 +1,11 @@
 """NodeRunner: the Ray actor that runs one node's plan (data → DeepSpeed training → evaluation).
 
 It holds no resources itself: training runs in Ray Train workers holding the trial's
-resources, and the Researcher counts trial slots so no more nodes run than resources allow.
-Finished nodes are records in the store; the actor goes away with its result.
+resources (a placement group: ``num_workers`` bundles of CPUs / GPUs / memory, laid out by
+``resources.placement_strategy``), and the Researcher counts trial slots so no more nodes run
+than resources allow. Finished nodes are records in the store; the actor goes away with its
+result. With an object-store ``storage_path`` the trial's inputs and checkpoint travel through
+the bucket (``runtime/trial.py``), so its workers may sit on any machine.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 import ray
 
 from trex_ray.execute.context import RunContext
+from trex_ray.runtime.trial import Shipping, TrialLauncher, parent_local
 from trex_ray.spec import Decision, Plan, Progress, TaskSpec
+from trex_ray.store.files import ensure_local, is_complete_dir, is_remote, join
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +56,71 @@ class NodeJob:
     storage_path: str
     parent_checkpoint: str | None
     parent_adapter: bool
+    attempt: int = 1
+    checkpoint_location: str = ""  # where the run stores this node's checkpoint (a folder or URI)
 
 
 @ray.remote(num_cpus=0)
 class NodeRunner:
-    def run(self, job: NodeJob, researcher: Any) -> dict[str, Any]:
+    def run(self, job: NodeJob, researcher: Any, evaluator: Any = None) -> dict[str, Any]:
+        """``evaluator``: the run's Evaluator actor (runtime/evaluator.py), or None to evaluate here."""
         from trex_ray.execute.run_plan import run_plan
-        from trex_ray.runtime.train_launcher import RayTrainLauncher
+        from trex_ray.runtime.evaluator import EvaluatorClient
 
         task = TaskSpec.model_validate(job.task)
-        res = task.resources
-        launcher = RayTrainLauncher(
-            num_workers=res.num_workers,
-            cpus_per_worker=res.cpus_per_worker,
-            gpus_per_worker=res.gpus_per_worker,
-            storage_path=job.storage_path,
-            name=f"{Path(job.work_dir).parent.parent.name}-{job.node_id}",
-        )
+        plan = Plan.model_validate(job.plan)
+        parent, shipping = job.parent_checkpoint, None
+        if is_remote(job.storage_path):
+            shipping, parent = _shipping(job, task, plan)
+        launcher = TrialLauncher(_train_launcher(job, task), job.node_id, job.attempt, shipping)
         ctx = RunContext(
             task=task,
             node_id=job.node_id,
             work_dir=Path(job.work_dir),
             cache_dir=Path(job.cache_dir),
             launcher=launcher,
-            parent_checkpoint=job.parent_checkpoint,
+            parent_checkpoint=parent,
             parent_adapter=job.parent_adapter,
             on_progress=ProgressRelay(researcher, job.node_id),
+            evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
         )
-        result = run_plan(Plan.model_validate(job.plan), ctx)
+        result = launcher.finalize(run_plan(plan, ctx))
         if result.metric is not None and not math.isfinite(result.metric):
             result = result.model_copy(update={"metric": None})
         return result.model_dump(mode="json")
+
+
+def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
+    from trex_ray.runtime.train_launcher import RayTrainLauncher
+
+    res = task.resources
+    remote = is_remote(job.storage_path)
+    return RayTrainLauncher(
+        num_workers=res.num_workers,
+        cpus_per_worker=res.cpus_per_worker,
+        gpus_per_worker=res.gpus_per_worker,
+        memory_per_worker=int(res.memory_gb_per_worker * 2**30) if res.memory_gb_per_worker else None,
+        placement_strategy=res.placement_strategy,
+        dist_backend=res.dist_backend,
+        storage_path=join(job.storage_path, "ray_train") if remote else job.storage_path,
+        name=f"{Path(job.work_dir).parent.parent.name}-{job.node_id}",
+    )
+
+
+def _shipping(job: NodeJob, task: TaskSpec, plan: Plan) -> tuple[Shipping, str | None]:
+    """For a run stored in a bucket: what this trial's workers fetch, and the parent checkpoint here."""
+    from trex_ray.execute.data import data_hash
+
+    remote_cache = join(job.storage_path, "cache")
+    extra, parent = {}, job.parent_checkpoint
+    if parent and is_remote(parent):
+        local = parent_local(job.cache_dir, parent)
+        ensure_local(parent, local)
+        extra, parent = {local: job.parent_checkpoint or ""}, local
+    digest = data_hash(plan.data, task, plan.seed)  # reuse data another machine prepared already
+    local_data, stored_data = Path(job.cache_dir, "data", digest), join(remote_cache, "data", digest)
+    if not local_data.is_dir() and is_complete_dir(stored_data):
+        ensure_local(stored_data, local_data)
+    shipping = Shipping(cache_dir=job.cache_dir, remote_cache=remote_cache,
+                        checkpoint_uri=job.checkpoint_location, extra=extra)
+    return shipping, parent

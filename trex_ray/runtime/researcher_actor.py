@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from trex_ray.research import Researcher
 from trex_ray.spec import Cost, FailureKind, Outcome, Progress, Resources, Result, TaskSpec, TrainMode
+from trex_ray.store import Store
+from trex_ray.store.files import join
 from trex_ray.tree import Node
 from trex_ray.runtime.node_runner import NodeJob, NodeRunner
 
@@ -40,6 +42,9 @@ def trial_slots(resources: Resources) -> int:
     if resources.gpus_per_worker:
         gpus = total.get("GPU", 0) / (resources.gpus_per_worker * resources.num_workers)
         slots = min(slots, math.floor(gpus + 1e-9))
+    if resources.memory_gb_per_worker:
+        memory = total.get("memory", 0) / (resources.memory_gb_per_worker * 2**30 * resources.num_workers)
+        slots = min(slots, math.floor(memory + 1e-9))
     if resources.max_concurrent_trials:
         slots = min(slots, resources.max_concurrent_trials)
     return max(1, slots)
@@ -55,21 +60,27 @@ class _Running:
 @ray.remote(num_cpus=0, max_concurrency=16, max_restarts=3)
 class ResearcherActor:
     def __init__(self, run_dir: str, task: dict[str, Any], run_id: str, storage_path: str, cache_dir: str,
-                 pool: Any = None) -> None:
+                 pool: Any = None, *, local_dir: str | None = None) -> None:
+        """``run_dir``: where the run is stored (a folder or an object-store URI); ``local_dir``: this
+        machine's folder for node work and planner files (default: ``run_dir`` itself)."""
         from trex_ray.runtime.env import apply_to_this_process
 
         apply_to_this_process()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         self.task = TaskSpec.model_validate(task)
-        self.run_dir = Path(run_dir)
+        self.location = run_dir
+        self.run_dir = Path(local_dir or run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.storage_path = storage_path
         self.cache_dir = cache_dir
-        profile = None if (self.run_dir / "journal.jsonl").exists() else self._profile()
-        self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id)
+        store = Store(run_dir)  # a restarted actor resumes from here, like `trex resume`
+        profile = None if store.exists else self._profile()
+        self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id, store=store)
         self.running: dict[Any, _Running] = {}
         self.peak_running = 0
         self.run_id = run_id
         self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
+        self.evaluator: Any = None  # the run's Evaluator (runtime/evaluator.py), made at the first dispatch
 
     def _profile(self) -> dict[str, Any]:
         from trex_ray.execute.data import profile
@@ -102,6 +113,7 @@ class ResearcherActor:
             self._enforce_timeouts()
         reason = self.researcher.stop_reason() or "nothing left to try"
         self.researcher.finish(reason)
+        self._close_evaluator()
         if self.pool is not None:
             self.pool.leave.remote(self.run_id)
         return {"reason": reason, "peak_running": self.peak_running}
@@ -118,9 +130,11 @@ class ResearcherActor:
             storage_path=self.storage_path,
             parent_checkpoint=parent.result.checkpoint if warm and parent and parent.result else None,
             parent_adapter=bool(warm and parent and parent.plan.train.mode is TrainMode.lora),
+            attempt=node.attempts,
+            checkpoint_location=join(self.location, "nodes", node.id, "checkpoint"),
         )
         runner = NodeRunner.options(name=None).remote()
-        ref = runner.run.remote(job, self_handle)
+        ref = runner.run.remote(job, self_handle, self._evaluator())
         self.running[ref] = _Running(node.id, runner)
         log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
 
@@ -132,6 +146,8 @@ class ResearcherActor:
             result = _failed(FailureKind.lost, f"the node's worker died: {exc}".splitlines()[0], job)
         except RayTaskError as exc:
             result = _failed(FailureKind.error, str(exc).strip().splitlines()[-1], job)
+        except RayError as exc:  # its object or owner was lost with a machine: the cluster's fault
+            result = _failed(FailureKind.lost, f"{type(exc).__name__}: {exc}".splitlines()[0], job)
         ray.kill(job.runner)
         self._release(1)
         self.researcher.on_result(job.node_id, result)
@@ -146,6 +162,23 @@ class ResearcherActor:
                 self.running.pop(ref)
                 self._release(1)
                 self.researcher.on_result(job.node_id, _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job))
+
+    # --- the run's evaluator: one vLLM engine per base model, shared by every node -----------
+    def _evaluator(self) -> Any:
+        from trex_ray.runtime.evaluator import evaluator_for
+
+        if self.evaluator is None:
+            try:
+                self.evaluator = evaluator_for(self.task, self.run_id, self.cache_dir)
+            except Exception as exc:  # nodes then evaluate by themselves (HF generate)
+                log.warning("no evaluator for this run (%s); nodes evaluate by themselves", exc)
+        return self.evaluator
+
+    def _close_evaluator(self) -> None:
+        from trex_ray.runtime.evaluator import close_evaluator
+
+        close_evaluator(self.evaluator)
+        self.evaluator = None
 
     # --- the shared slot pool (a no-op without one) -----------------------------------------
     def _acquire(self, want: int) -> int:

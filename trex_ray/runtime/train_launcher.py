@@ -24,7 +24,7 @@ from typing import Any
 
 import ray.train
 from ray.train import Checkpoint, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,17 @@ class RayTrainLauncher:
     name = "ray-train"
 
     def __init__(self, num_workers: int = 1, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
-                 storage_path: str | Path = "~/ray_results/trex", name: str = "trex-train") -> None:
+                 storage_path: str | Path = "~/ray_results/trex", name: str = "trex-train",
+                 memory_per_worker: int | None = None, placement_strategy: str = "PACK",
+                 dist_backend: str = "auto") -> None:
+        """``memory_per_worker`` in bytes; ``dist_backend`` auto: NCCL with GPUs, else gloo (gloo also
+        suits logical GPUs on a CPU machine); ``placement_strategy``: the placement group's layout."""
         self.num_workers = num_workers
         self.cpus_per_worker = cpus_per_worker
         self.gpus_per_worker = gpus_per_worker
+        self.memory_per_worker = memory_per_worker
+        self.placement_strategy = placement_strategy
+        self.dist_backend = dist_backend
         self.storage_path = str(Path(storage_path).expanduser().resolve()) if "://" not in str(storage_path) \
             else str(storage_path)
         self.run_name = name
@@ -92,14 +99,26 @@ class RayTrainLauncher:
         resources = {"CPU": self.cpus_per_worker}
         if self.gpus_per_worker:
             resources["GPU"] = self.gpus_per_worker
+        if self.memory_per_worker:
+            resources["memory"] = self.memory_per_worker
         return TorchTrainer(
             lambda cfg: _report_result(loop, cfg),
             train_loop_config={**config, "num_threads": max(1, int(self.cpus_per_worker))},
+            torch_config=TorchConfig(backend=None if self.dist_backend == "auto" else self.dist_backend),
             scaling_config=ScalingConfig(num_workers=self.num_workers, use_gpu=bool(self.gpus_per_worker),
-                                         resources_per_worker=resources),
-            run_config=RunConfig(storage_path=self.storage_path,
-                                 name=f"{self.run_name}-{uuid.uuid4().hex[:6]}"),
+                                         resources_per_worker=resources,
+                                         placement_strategy=self.placement_strategy),
+            run_config=self._run_config(),
         )
+
+    def _run_config(self) -> RunConfig:
+        name = f"{self.run_name}-{uuid.uuid4().hex[:6]}"
+        if "://" not in self.storage_path:
+            return RunConfig(storage_path=self.storage_path, name=name)
+        from trex_ray.store.files import resolve  # a bucket: one pyarrow filesystem, options kept
+
+        filesystem, path = resolve(self.storage_path)
+        return RunConfig(storage_path=path, storage_filesystem=filesystem, name=name)
 
     def launch(self, loop: Loop, config: dict[str, Any]) -> dict[str, Any]:
         trainer = self._trainer(loop, config)

@@ -7,6 +7,7 @@ from trex_ray.spec.task import (
     Budget,
     DataSource,
     DataSpec,
+    EvalSpec,
     MetricName,
     MetricSpec,
     ModelSpec,
@@ -17,7 +18,7 @@ from trex_ray.spec.task import (
 
 __all__ = [
     "TEMPLATES", "Budget", "Cost", "DataOp", "DataRecipe", "DataSource", "DataSpec", "Decision", "EvalRecipe",
-    "FailureKind", "MetricName", "MetricSpec", "ModelSpec", "Outcome", "Plan", "Progress",
+    "EvalSpec", "FailureKind", "MetricName", "MetricSpec", "ModelSpec", "Outcome", "Plan", "Progress",
     "Resources", "Result", "SearchSpec", "SpecError", "TaskSpec", "TrainMode", "TrainRecipe",
     "load_task", "validate",
 ]

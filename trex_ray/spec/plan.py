@@ -70,7 +70,7 @@ class TrainRecipe(Strict):
 class EvalRecipe(Strict):
     max_new_tokens: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1)
-    backend: str = "hf"
+    backend: str = "auto"  # auto: the task's eval.backend (see spec/task.py EvalSpec); or vllm, hf, openai
 
 
 class Plan(Strict):

@@ -177,6 +177,29 @@ class SearchSpec(Strict):
         return self
 
 
+class EvalSpec(Strict):
+    """How nodes are evaluated, and how big the evaluation engine may be (never hard-coded).
+
+    ``backend``: ``auto`` — vLLM where it can run (the run's evaluator keeps one engine per base
+    model and swaps LoRA adapters in), HF generate where it cannot, or in-process runs without an
+    evaluator; ``vllm``; ``hf``; ``openai`` — an OpenAI-compatible server at ``api_base``.
+    A plan's own ``eval.backend`` (other than ``auto``) wins over this.
+    """
+
+    backend: Literal["auto", "vllm", "hf", "openai"] = "auto"
+    num_gpus: float = Field(default=0, ge=0)  # the evaluator actor's GPUs (a fraction shares one with trials)
+    gpu_memory_utilization: float = Field(default=0.5, gt=0, le=1)  # of the evaluator's GPU, per engine
+    kv_cache_gib: float | None = Field(default=None, gt=0)  # KV cache per engine; None: 1 GiB on CPU
+    max_loras: int = Field(default=4, ge=1, le=64)  # adapters in one engine batch
+    max_lora_rank: int | None = Field(default=None, ge=1, le=512)  # None: 16, raised by larger adapters
+    max_model_len: int | None = Field(default=None, ge=8)  # None: the model's own
+    enforce_eager: bool | None = None  # None: eager on CPU, CUDA graphs on GPU
+    spare_engine: bool = True  # keep a process with vLLM imported for the next full fine-tune's engine
+    start_timeout_s: float = Field(default=900, gt=0)
+    api_base: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1 (else $TREX_EVAL_API_BASE)
+    api_model: str | None = None  # openai: the served base model's name (else found by its path)
+
+
 class TaskSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -186,6 +209,7 @@ class TaskSpec(Strict):
     budget: Budget = Budget()
     resources: Resources = Resources()
     search: SearchSpec = SearchSpec()
+    eval: EvalSpec = EvalSpec()
     max_new_tokens: int = Field(default=16, ge=1, le=4096)
     storage_path: str | None = None
 

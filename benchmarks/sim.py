@@ -1,0 +1,187 @@
+"""An event-driven simulated cluster: ``slots`` trials at once, a simulated clock, one compute budget.
+
+Every strategy runs here on the same surrogate executor. A strategy hands out ``JobSpec``s; the
+engine runs each as a surrogate ``Simulation`` whose reports arrive at simulated times (start-up,
+training to each report fraction, evaluations), asks the strategy what to do at each report, and
+stops everything when the compute used (busy slots x time) reaches the budget. Every measured
+metric is a point of the best-score-vs-compute curve.
+
+Example::
+
+    engine = Engine(executor, slots=4, budget=3000.0)
+    curve = engine.run(RandomSearch(space, seed=0))     # [(compute_seconds, best_metric), ...]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from surrogate import Simulation, State, SurrogateExecutor
+
+from trex_ray.spec import Plan
+
+
+class Action(str, Enum):
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+@dataclass
+class JobSpec:
+    tag: Any  # the strategy's own handle (node id, trial id)
+    plan: Plan
+    parent: State | None = None
+    fractions: tuple[float, ...] = (1.0,)
+    evaluate_at: tuple[float, ...] = (1.0,)  # fractions where the metric is measured (costs eval_s)
+    same_run: bool = False  # continues the parent's run (PBT between perturbations): keeps its noise
+    pays_start: bool = True
+
+
+@dataclass
+class Report:
+    fraction: float
+    epochs: float
+    val_loss: float
+    train_loss: float
+    metric: float | None  # measured here (evaluate_at), else None
+    final: bool
+    diverged: bool
+
+
+@dataclass
+class Job:
+    spec: JobSpec
+    sim: Simulation
+    started: float
+    index: int = 0
+    evals: int = 0
+    id: int = 0
+
+    def time_of(self, k: int) -> float:
+        f = self.spec.fractions[k]
+        evals = sum(1 for g in self.spec.evaluate_at if g <= f + 1e-9)
+        start = self.sim.costs.start_s if self.spec.pays_start else 0.0
+        return self.started + start + self.sim.train_seconds(f) + evals * self.sim.costs.eval_s
+
+    def report(self, k: int) -> Report:
+        f = self.spec.fractions[k]
+        point = min(self.sim.points, key=lambda p: abs(p.fraction - f)) if self.sim.points else None
+        diverged = self.sim.diverged_at is not None and f >= self.sim.diverged_at
+        measured = any(abs(g - f) < 1e-9 for g in self.spec.evaluate_at) and not diverged
+        return Report(f, self.sim.epochs * f, point.val_loss if point else math.nan,
+                      point.train_loss if point else math.nan,
+                      self.sim.metric_at(f) if measured else None,
+                      final=diverged or k == len(self.spec.fractions) - 1, diverged=diverged)
+
+
+class Strategy(Protocol):
+    name: str
+
+    def next_jobs(self, free: int) -> list[JobSpec]:
+        """Up to ``free`` trials to start now ([] when it has nothing to start)."""
+        ...
+
+    def on_report(self, job: Job, report: Report) -> Action | JobSpec:
+        """A report of a running trial: go on, stop it, or replace it by another (PBT's exploit)."""
+        ...
+
+    def on_end(self, job: Job, last: Report | None, stopped: bool) -> None:
+        """The trial ended: finished (last.final), stopped by the strategy, or cut by the budget."""
+        ...
+
+
+@dataclass
+class Outcome:
+    """``curve``: (compute, test score of the selected model) each time the selection changes: the model
+    with the best *measured* metric so far is selected, and scored by its noise-free metric (a test set's
+    view); ``observed``: (compute, best measured metric)."""
+
+    curve: list[tuple[float, float]] = field(default_factory=list)
+    observed: list[tuple[float, float]] = field(default_factory=list)
+    trials: int = 0
+    stopped: int = 0
+    compute: float = 0.0
+    sim_time: float = 0.0
+    best_metric: float = -math.inf
+    best_true: float | None = None  # the noise-free metric of the best-scored model
+
+
+class Engine:
+    def __init__(self, executor: SurrogateExecutor, slots: int, budget: float) -> None:
+        self.executor, self.slots, self.budget = executor, slots, budget
+
+    def run(self, strategy: Strategy) -> Outcome:
+        out = Outcome()
+        heap: list[tuple[float, int, Job]] = []
+        now, seq, running = 0.0, 0, 0
+
+        def start(spec: JobSpec) -> None:
+            nonlocal seq, running
+            sim = self.executor.simulate(spec.plan, spec.parent, spec.fractions, same_run=spec.same_run)
+            job = Job(spec, sim, started=now, id=seq)
+            seq += 1
+            running += 1
+            out.trials += 1
+            heapq.heappush(heap, (job.time_of(0), job.id, job))
+
+        while True:
+            if out.compute < self.budget and running < self.slots:
+                for spec in strategy.next_jobs(self.slots - running):
+                    start(spec)
+            if not heap:
+                break
+            t, _, job = heapq.heappop(heap)
+            used = out.compute + (t - now) * running
+            if used >= self.budget:  # the budget runs out before this event: cut every running trial
+                now += (self.budget - out.compute) / running
+                out.compute = self.budget
+                for _, _, cut in [(t, 0, job), *heap]:
+                    strategy.on_end(cut, None, stopped=True)
+                heap.clear()
+                break
+            out.compute, now = used, t
+            report = job.report(job.index)
+            self._record(out, report, job)
+            action = strategy.on_report(job, report)
+            if report.final or action is Action.STOP or isinstance(action, JobSpec):
+                running -= 1
+                stopped = not report.final
+                out.stopped += stopped
+                strategy.on_end(job, report, stopped=stopped)
+                if isinstance(action, JobSpec):
+                    start(action)
+                continue
+            job.index += 1
+            heapq.heappush(heap, (job.time_of(job.index), job.id, job))
+        out.sim_time = now
+        return out
+
+    def _record(self, out: Outcome, report: Report, job: Job) -> None:
+        if report.metric is None or report.metric <= out.best_metric:
+            return
+        out.best_metric = report.metric
+        model = job.sim.model
+        out.best_true = model.metric_at(job.sim.plan, job.sim.state_at(report.fraction).p)
+        out.observed.append((out.compute, report.metric))
+        out.curve.append((out.compute, out.best_true))
+
+
+def best_at(curve: list[tuple[float, float]], compute: float) -> float | None:
+    """The curve's value with at most ``compute`` spent (the selected model's score)."""
+    best = None
+    for c, m in curve:
+        if c <= compute:
+            best = m
+    return best
+
+
+def compute_to(curve: list[tuple[float, float]], target: float) -> float:
+    """Compute spent when the curve first reached ``target`` (inf if never)."""
+    for c, m in curve:
+        if m >= target - 1e-12:
+            return c
+    return math.inf
