@@ -82,7 +82,8 @@ def main() -> None:
     if args.out.is_file():
         for line in args.out.read_text().splitlines():
             rec = json.loads(line)
-            done[rec["name"]] = rec
+            if rec["result"]["outcome"] != "failed" or rec["result"].get("failure") == "diverged":
+                done[rec["name"]] = rec  # a crashed trial runs again
     for name, parent, plan in TRIALS:
         if name in done or (args.only and name not in args.only):
             continue

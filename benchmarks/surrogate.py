@@ -295,11 +295,16 @@ def observations_from_tree(source: str, run_dir: str | Path) -> list[Observation
 def observations_from_trials(path: Path = REAL_TRIALS) -> list[Observation]:
     from trex_ray.spec import Result
 
-    out = []
+    out: list[Observation] = []
     if not path.is_file():
         return out
+    latest: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         rec = json.loads(line)
+        if rec["result"]["outcome"] == "failed" and rec["result"].get("failure") != "diverged":
+            continue  # a crash (e.g. a broken evaluation backend) says nothing about training
+        latest[rec["name"]] = rec
+    for rec in latest.values():
         plan, result = Plan.model_validate(rec["plan"]), Result.model_validate(rec["result"])
         timings = result.provenance.get("timings", {})
         curve = [(p.fraction, p.val_loss) for p in result.curve if p.val_loss is not None
@@ -513,7 +518,7 @@ def describe(model: SurrogateModel) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         real = "diverged" if r["real"] == -1.0 else ("stopped" if r["real"] is None else f"{r['real']:.3f}")
-        pred = "diverges" if r["pred"] is None else f"{r['pred']:.3f}"
+        pred = "diverges" if r["pred"] is None else f"{max(0.0, r['pred']):.3f}"
         lines.append(f"| {r['key']} | {r['mode']} | {r['lr']:g} | {r['epochs']:g} | {'yes' if r['warm'] else ''} | "
                      f"{' '.join(r['ops'])} | {r['template']} | {real} | {pred} |")
     return "\n".join(lines)

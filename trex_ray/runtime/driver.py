@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from trex_ray.runtime.auth import align_auth_mode
 from trex_ray.runtime.env import apply_to_this_process, driver_runtime_env
@@ -65,7 +67,11 @@ def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None =
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     connect(address)
     _write_address_hint(paths.run_dir)
-    actor = ResearcherActor.options(name=actor_name(paths.run_id), namespace=NAMESPACE, get_if_exists=True).remote(
+    # On the driver's machine (the head under `ray job submit`) while it lives; soft: a restart
+    # after that machine is gone goes anywhere.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    actor = ResearcherActor.options(name=actor_name(paths.run_id), namespace=NAMESPACE, get_if_exists=True,
+                                    scheduling_strategy=here).remote(
         paths.location, task.model_dump(mode="json"), paths.run_id, paths.storage_path, str(paths.cache_dir),
         local_dir=str(paths.run_dir),
     )
@@ -88,13 +94,26 @@ def _wait_for(actor: Any, display: ProgressDisplay) -> None:
             except RayActorError as exc:
                 log.warning("the Researcher actor died (%s); waiting for Ray to restart it",
                             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-                wait_ready(actor, timeout=RESTART_WAIT_S)  # raises once its restarts are spent
+                _await_restart(actor)
                 done_ref = actor.run.remote()
                 continue
         try:
             display.update(ray.get(actor.status.remote(), timeout=10))
         except Exception as exc:  # the display is best effort; the run goes on
             log.debug("status unavailable: %s", exc)
+
+
+def _await_restart(actor: Any, timeout: float = RESTART_WAIT_S) -> None:
+    """Until a restarted actor answers; raises once Ray gave up on it (its restarts are spent)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            ray.get(actor.ping.remote(), timeout=30)
+            return
+        except (ActorUnavailableError, GetTimeoutError):  # still restarting
+            if time.time() > deadline:
+                raise RuntimeError(f"the Researcher actor did not come back in {timeout:.0f} s") from None
+            time.sleep(1.0)
 
 
 def _write_address_hint(run_dir: Path) -> None:

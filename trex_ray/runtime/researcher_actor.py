@@ -140,14 +140,18 @@ class ResearcherActor:
 
     def _collect(self, ref: Any) -> None:
         job = self.running.pop(ref)
+        held = _held(self.task.resources)
         try:
             result = Result.model_validate(ray.get(ref))
         except RayActorError as exc:
-            result = _failed(FailureKind.lost, f"the node's worker died: {exc}".splitlines()[0], job)
+            result = _failed(FailureKind.lost, f"the node's worker died: {exc}".splitlines()[0], job, held)
         except RayTaskError as exc:
             result = _failed(FailureKind.error, str(exc).strip().splitlines()[-1], job)
         except RayError as exc:  # its object or owner was lost with a machine: the cluster's fault
-            result = _failed(FailureKind.lost, f"{type(exc).__name__}: {exc}".splitlines()[0], job)
+            result = _failed(FailureKind.lost, f"{type(exc).__name__}: {exc}".splitlines()[0], job, held)
+        if result.failure is FailureKind.error and not self._evaluator_alive():  # its machine died
+            result = result.model_copy(update={"failure": FailureKind.lost,
+                                               "error": f"the run's evaluator was lost ({result.error})"})
         ray.kill(job.runner)
         self._release(1)
         self.researcher.on_result(job.node_id, result)
@@ -161,7 +165,9 @@ class ResearcherActor:
                 ray.kill(job.runner)
                 self.running.pop(ref)
                 self._release(1)
-                self.researcher.on_result(job.node_id, _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job))
+                held = _held(self.task.resources)
+                self.researcher.on_result(job.node_id,
+                                          _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job, held))
 
     # --- the run's evaluator: one vLLM engine per base model, shared by every node -----------
     def _evaluator(self) -> Any:
@@ -173,6 +179,20 @@ class ResearcherActor:
             except Exception as exc:  # nodes then evaluate by themselves (HF generate)
                 log.warning("no evaluator for this run (%s); nodes evaluate by themselves", exc)
         return self.evaluator
+
+    def _evaluator_alive(self) -> bool:
+        """False (and forgotten, so the next node makes a new one) when the evaluator actor died."""
+        if self.evaluator is None:
+            return True
+        try:
+            ray.get(self.evaluator.stats.remote(), timeout=10)
+        except RayActorError:
+            log.warning("the run's evaluator died; a new one serves the next nodes")
+            self.evaluator = None
+            return False
+        except Exception:  # busy or slow: alive
+            pass
+        return True
 
     def _close_evaluator(self) -> None:
         from trex_ray.runtime.evaluator import close_evaluator
@@ -207,9 +227,16 @@ class ResearcherActor:
         return True
 
 
-def _failed(kind: FailureKind, message: str, job: _Running) -> Result:
+def _failed(kind: FailureKind, message: str, job: _Running, held: float = 0.0) -> Result:
+    """A result the runtime makes for a trial that returned none; ``held``: resources it held."""
     wall = time.time() - job.started
-    return Result(outcome=Outcome.failed, failure=kind, error=message, cost=Cost(wall_seconds=wall))
+    return Result(outcome=Outcome.failed, failure=kind, error=message,
+                  cost=Cost(wall_seconds=wall, compute_seconds=wall * held))
+
+
+def _held(r: Resources) -> float:
+    """CPU- or GPU-count a trial holds (as ``run_plan`` counts compute)."""
+    return r.num_workers * (r.gpus_per_worker if r.gpus_per_worker else r.cpus_per_worker)
 
 
 def wait_ready(handle: Any, timeout: float = 120.0) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -47,22 +48,23 @@ def _report_result(loop: Loop, config: dict[str, Any]) -> None:
         ray.train.report({"done": 1}, checkpoint=Checkpoint.from_directory(tmp))
 
 
-def _last_line(text: str) -> str:
-    """The line of a worker traceback that names the exception (``ValueError: ...``)."""
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0]
-        if head and not head.startswith(("File ", "^", "~")) and (head.endswith(("Error", "Exception")) or
-                                                                    head.split(".")[-1][:1].isupper()):
-            return line
-    return lines[-1] if lines else "unknown error"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b")
+MAX_MESSAGE = 300
+
+
+def _exception_line(text: str) -> str | None:
+    """The last line of a worker traceback that names an exception (``ValueError: ...``)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return next((ln for ln in reversed(lines) if _EXCEPTION_LINE.match(ln)), None)
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
-    if "\n" in text:  # a wrapper holding the remote traceback: its last line names the error
-        return _last_line(text)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if "\n" in text:  # a wrapper holding the remote traceback
+        line = _exception_line(text) or next(ln for ln in text.splitlines() if ln.strip()).strip()
+    else:
+        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
 
 
 def explain(exc: BaseException) -> str:
@@ -125,6 +127,7 @@ class RayTrainLauncher:
         try:
             result = trainer.fit()
         except Exception as exc:  # Ray wraps worker errors; surface the worker's own message
+            logger.warning("training run %s failed:\n%s", self.run_name, exc)
             raise TrainingError(explain(exc)) from exc
         if result.checkpoint is None:
             raise TrainingError(f"training finished without a result from rank 0 (error: {result.error})")

@@ -135,17 +135,22 @@ class TrialLauncher:
 def lost_reason(exc: BaseException) -> str | None:
     """Why a training failure was the cluster's (a worker or machine died), or None for the code's."""
     from ray.exceptions import RayActorError
-    from ray.train.v2._internal.exceptions import UserExceptionWithTraceback, WorkerGroupStartupFailedError
+    from ray.train.v2._internal.exceptions import (
+        WorkerGroupStartupFailedError,
+        WorkerHealthCheckFailedError,
+        WorkerHealthCheckTimeoutError,
+    )
     from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
 
+    died = (RayActorError, WorkerHealthCheckFailedError, WorkerHealthCheckTimeoutError)
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, RayActorError):
             return "a training worker died"
-        if isinstance(exc, WorkerGroupError):
-            system = [e for e in exc.worker_failures.values() if not isinstance(e, UserExceptionWithTraceback)]
-            return f"training worker {min(exc.worker_failures)} was lost" if system else None
+        if isinstance(exc, WorkerGroupError):  # user errors come unwrapped; a dead worker fails its health check
+            ranks = sorted(rank for rank, e in exc.worker_failures.items() if isinstance(e, died))
+            return f"training worker {ranks[0]} was lost (its process or machine died)" if ranks else None
         if isinstance(exc, ControllerError) and isinstance(exc.controller_failure, WorkerGroupStartupFailedError):
             return "the training workers could not start (a machine died)"
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
