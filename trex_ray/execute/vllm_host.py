@@ -49,6 +49,11 @@ def _start(kwargs: dict[str, Any], env: dict[str, str]) -> tuple[Any, dict[str, 
     from vllm import LLM
     from vllm.platforms import current_platform
 
+    if current_platform.is_cpu() and kwargs.get("enable_lora"):
+        from trex_ray.execute.vllm_cpu_lora import install
+
+        logger.info("vllm host: grouped CPU LoRA ops %s", "installed" if install() else "not installed")
+
     t0 = time.perf_counter()
     llm = LLM(**kwargs)
     return llm, {"start_s": time.perf_counter() - t0, "device": current_platform.device_type}
@@ -108,14 +113,43 @@ def serve(conn: Connection) -> None:
             conn.send(("error", one_line(exc)))
 
 
-def _free_cpus() -> None:
-    """A host started by a process already pinned by vLLM inherits its one core; take them all back,
-    so that vLLM's own binding (one core reserved) decides."""
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, range(os.cpu_count() or 1))
-        except OSError:
-            pass
+def _cpu_build() -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return bool(version("vllm-cpu"))
+    except PackageNotFoundError:
+        return False
+
+
+def _parse_cpus(text: str) -> list[int]:
+    cpus: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus += list(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def bind_cpu_threads() -> list[int]:
+    """What vLLM's multiprocess executor does for its CPU worker, done here for the in-process engine
+    (vLLM skips it then, and unbound OpenMP threads on a busy machine run many times slower): the
+    engine's OpenMP threads on the allowed cores less ``VLLM_CPU_NUM_OF_RESERVED_CPU`` (default one,
+    for the rest of the node), or on ``VLLM_CPU_OMP_THREADS_BIND`` ("0-3"; "nobind" leaves all as is).
+    Must run before torch is imported. Returns the cores used ([] when not bound)."""
+    mask = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto")
+    if mask == "nobind" or not hasattr(os, "sched_setaffinity") or not _cpu_build():
+        return []
+    allowed = sorted(os.sched_getaffinity(0))
+    if mask == "auto":
+        reserve = int(os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU") or (1 if len(allowed) > 1 else 0))
+        cpus = allowed[:max(1, len(allowed) - reserve)]
+    else:
+        cpus = _parse_cpus(mask.split("|")[0])
+    os.sched_setaffinity(0, cpus)
+    listed = ",".join(map(str, cpus))
+    os.environ.update({"OMP_NUM_THREADS": str(len(cpus)), "OMP_PLACES": f"{{{listed}}}",
+                       "OMP_PROC_BIND": "true"})
+    return cpus
 
 
 def _die_with_parent() -> None:
@@ -136,7 +170,8 @@ def main(argv: list[str]) -> int:
     conn = Connection(int(argv[1]))
     os.environ.update(IN_PROCESS_ENV)
     _die_with_parent()
-    _free_cpus()
+    cpus = bind_cpu_threads()
+    logger.info("vllm host %d: OpenMP threads on cores %s", os.getpid(), cpus or "as inherited")
     try:
         serve(conn)
     finally:

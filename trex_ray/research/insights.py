@@ -60,14 +60,51 @@ def distill(tree: SearchTree, node: Node) -> tuple[str, dict[str, Any]]:
     return text, {"kind": "delta", "changes": changes, "delta": delta, "mode": train.mode.value}
 
 
-class InsightMemory:
-    """Reads the tree's insight records; planners ask it what to avoid and what worked."""
+class _Index:
+    """Facts of an append-only record list, by kind and by change; extended as records are added."""
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.records = records
+        self.seen = 0
+        self.by_kind: dict[str, list[dict[str, Any]]] = {}
+        self.deltas: dict[str, list[float]] = {}
+
+    def update(self) -> _Index:
+        for r in self.records[self.seen:]:
+            facts = r.get("facts", {})
+            self.by_kind.setdefault(facts.get("kind"), []).append(facts)
+            if facts.get("kind") == "delta":
+                for change in facts.get("changes", []):
+                    self.deltas.setdefault(change, []).append(facts["delta"])
+        self.seen = len(self.records)
+        return self
+
+
+_INDEXES: dict[int, _Index] = {}  # by id() of a tree's insight list; a few at a time
+
+
+def _index(records: list[dict[str, Any]]) -> _Index:
+    idx = _INDEXES.get(id(records))
+    if idx is None or idx.records is not records or len(records) < idx.seen:
+        if len(_INDEXES) >= 16:
+            _INDEXES.clear()
+        idx = _INDEXES[id(records)] = _Index(records)
+    return idx.update()
+
+
+class InsightMemory:
+    """Reads the tree's insight records; planners ask it what to avoid and what worked.
+
+    The records are append-only (``SearchTree.insights``); their facts are indexed once and the index
+    is extended as records arrive, so asking costs no scan of the whole history.
+    """
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        self._idx = _index(records)
 
     def facts(self, kind: str) -> list[dict[str, Any]]:
-        return [r.get("facts", {}) for r in self.records if r.get("facts", {}).get("kind") == kind]
+        return list(self._idx.update().by_kind.get(kind, []))
 
     def lr_ceiling(self, mode: str) -> float | None:
         """The lowest learning rate that diverged for this training mode."""
@@ -76,7 +113,7 @@ class InsightMemory:
 
     def change_effect(self, change: str) -> float | None:
         """Mean metric delta seen when a plan made this change (e.g. ``+data.dedup``)."""
-        deltas = [f["delta"] for f in self.facts("delta") if change in f.get("changes", [])]
+        deltas = self._idx.update().deltas.get(change)
         return sum(deltas) / len(deltas) if deltas else None
 
     def render(self, max_chars: int = 2000) -> str:

@@ -12,6 +12,7 @@ runtime drives it::
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -38,6 +39,8 @@ class Researcher:
         self.budget = BudgetTracker(task.budget, self.tree)
         self._lock = threading.RLock()
         self._no_ideas: set[str] = set()  # nodes the planner had nothing new for (this session)
+        # expandable non-root nodes as (-metric, order, id), best first; kept by _emit (see _ranked_nodes)
+        self._ranked: list[tuple[float, int, str]] | None = None
 
     @classmethod
     def open(
@@ -74,6 +77,13 @@ class Researcher:
             event = self.store.append(Event(kind=kind, node_id=node_id, payload=payload))
             node = self.tree.apply(event)
             self.store.maybe_snapshot(self.tree)
+            if node is not None and self._ranked is not None and node.parent is not None:
+                if kind is EventKind.node_finished and node.expandable:
+                    bisect.insort(self._ranked, _rank_key(node))
+                elif kind is EventKind.node_pruned:
+                    i = bisect.bisect_left(self._ranked, _rank_key(node))
+                    if i < len(self._ranked) and self._ranked[i][2] == node.id:
+                        del self._ranked[i]
             return node
 
     def _requeue_interrupted(self) -> None:
@@ -137,10 +147,20 @@ class Researcher:
         return parent
 
     def _next_candidate(self, exhausted: Node) -> Node | None:
-        """Another expandable node when the selected one has no new ideas: best metric first."""
-        pool = [n for n in self.tree if (n.expandable or n.parent is None) and n.id not in self._no_ideas]
-        pool.sort(key=lambda n: n.metric if n.metric is not None else -1.0, reverse=True)
-        return pool[0] if pool else None
+        """Another expandable node (or the root) when the selected one has no new ideas: best metric
+        first, the earlier node on a tie. Reads a ranking kept up to date, not the whole tree."""
+        if self._ranked is None:
+            self._ranked = sorted(_rank_key(n) for n in self.tree if n.expandable and n.parent is not None)
+        best = None
+        for _, _, node_id in self._ranked:
+            node = self.tree.nodes[node_id]
+            if node.expandable and node_id not in self._no_ideas:
+                best = node
+                break
+        root = self.tree.root
+        if root is not None and root.id not in self._no_ideas and (best is None or _rank_key(root) < _rank_key(best)):
+            best = root
+        return best
 
     # --- results ------------------------------------------------------------------------
     def on_progress(self, node_id: str, progress: Progress) -> Decision:
@@ -221,3 +241,9 @@ class Researcher:
 
 def _id_order(node: Node) -> int:
     return int(node.id[1:])
+
+
+def _rank_key(node: Node) -> tuple[float, int, str]:
+    """Best metric first (a node without one counts as -1), then tree order."""
+    metric = node.metric
+    return (-(metric if metric is not None else -1.0), _id_order(node), node.id)

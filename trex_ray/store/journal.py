@@ -64,7 +64,10 @@ class Store:
             return event
 
     def maybe_snapshot(self, tree: SearchTree) -> None:
-        if self._since_snapshot >= self.snapshot_every:
+        """Snapshot every ``snapshot_every`` events, or every ``len(tree) // 2`` once the tree is larger:
+        a snapshot costs O(nodes), so a fixed cadence would make each event O(nodes) on a large tree;
+        this keeps it O(1) amortized, and a replay reads at most about ``len(tree) / 2`` events."""
+        if self._since_snapshot >= max(self.snapshot_every, len(tree) // 2):
             self.snapshot(tree)
 
     def snapshot(self, tree: SearchTree) -> None:

@@ -44,8 +44,8 @@ class UCTPolicy:
         root = tree.root
         if root is None:
             return None
-        for node in tree:  # a diverged or crashed trial gets one repair, like AIDE's debug step
-            if self._repairable(node):
+        for node in tree.with_status(NodeStatus.failed):  # a diverged or crashed trial gets one repair,
+            if self._repairable(node):  # like AIDE's debug step
                 return node
         return self._descend(tree, root, self._exploration(tree))
 

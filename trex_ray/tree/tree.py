@@ -32,6 +32,13 @@ class SearchTree:
         self.meta: dict[str, Any] = {}  # task, run_id, profile (from run_started)
         self.finished_reason: str | None = None
         self.last_seq = -1
+        # has_plan's index: experiment key -> count, over the first _indexed nodes (nodes are only
+        # ever added; a snapshot load inserts them directly, so a size mismatch means rebuild).
+        self._plan_index: dict[tuple[str, str | None], int] = {}
+        self._indexed = 0
+        # with_status's index: status -> ids, kept by apply(); None (or a size mismatch) means rebuild.
+        self._by_status: dict[NodeStatus, set[str]] | None = None
+        self._order: dict[str, int] = {}
 
     # --- queries -------------------------------------------------------------------------
     @property
@@ -66,7 +73,19 @@ class SearchTree:
         return out
 
     def with_status(self, *statuses: NodeStatus) -> list[Node]:
-        return [n for n in self.nodes.values() if n.status in statuses]
+        """Nodes in any of these statuses, in tree order (an index: no scan of the whole tree)."""
+        index = self._status_index()
+        ids = [i for s in statuses for i in index.get(s, ())]
+        ids.sort(key=self._order.__getitem__)
+        return [self.nodes[i] for i in ids]
+
+    def _status_index(self) -> dict[NodeStatus, set[str]]:
+        if self._by_status is None or len(self._order) != len(self.nodes):
+            self._by_status, self._order = {}, {}
+            for k, n in enumerate(self.nodes.values()):
+                self._by_status.setdefault(n.status, set()).add(n.id)
+                self._order[n.id] = k
+        return self._by_status
 
     def best(self) -> Node | None:
         scored = [n for n in self.nodes.values() if n.metric is not None]
@@ -78,8 +97,16 @@ class SearchTree:
 
     def has_plan(self, plan: Plan, parent: str | None) -> bool:
         """Whether this experiment exists already (a warm start is distinct per parent)."""
-        key = (plan.hash, parent if plan.train.warm_start else None)
-        return any((n.plan.hash, n.parent if n.plan.train.warm_start else None) == key for n in self)
+        if self._indexed != len(self.nodes):
+            self._plan_index = {}
+            for n in self.nodes.values():
+                self._index_plan(n)
+            self._indexed = len(self.nodes)
+        return (plan.hash, parent if plan.train.warm_start else None) in self._plan_index
+
+    def _index_plan(self, node: Node) -> None:
+        key = (node.plan.hash, node.parent if node.plan.train.warm_start else None)
+        self._plan_index[key] = self._plan_index.get(key, 0) + 1
 
     def peak_concurrency(self) -> int:
         """The most nodes that ran at the same moment (from start and finish times)."""
@@ -100,9 +127,22 @@ class SearchTree:
     def apply(self, event: Event) -> Node | None:
         """Apply one event; returns the node it touched."""
         handler = getattr(self, f"_on_{event.kind.value}")
+        size = len(self.nodes)
+        before = self.nodes[event.node_id].status if event.node_id in self.nodes else None
         node = handler(event)
         self.last_seq = max(self.last_seq, event.seq)
+        if node is not None and self._by_status is not None and len(self._order) == size:
+            self._track(node, before)
         return node
+
+    def _track(self, node: Node, before: NodeStatus | None) -> None:
+        """Keep with_status's index current after an event touched ``node``."""
+        assert self._by_status is not None
+        if node.id not in self._order:
+            self._order[node.id] = len(self._order)
+        if before is not None and before is not node.status:
+            self._by_status.get(before, set()).discard(node.id)
+        self._by_status.setdefault(node.status, set()).add(node.id)
 
     def _on_run_started(self, event: Event) -> None:
         self.meta.update(event.payload)
@@ -119,6 +159,9 @@ class SearchTree:
         depth = 0 if parent is None else self.get(parent).depth + 1
         node = Node(id=node_id, parent=parent, plan=plan, depth=depth)
         self.nodes[node_id] = node
+        if self._indexed == len(self.nodes) - 1:  # the index is current: keep it so
+            self._index_plan(node)
+            self._indexed += 1
         if parent is not None:
             self.get(parent).children.append(node_id)
         return node

@@ -1,0 +1,245 @@
+"""Orchestration overhead: no-op trials through trex vs Ray Tune, and decision latency vs tree size.
+
+1. **Dispatch**: ``--trials`` no-op trials through the real ``ResearcherActor`` + ``NodeRunner`` path
+   (heuristic planner, fsync'd journal, one NodeRunner actor per node) with ``run_plan`` replaced by a
+   no-op in every Ray worker (a ``worker_process_setup_hook``: ``overhead_hook.py``), against the same
+   number of no-op function trials through ``ray.tune.Tuner`` with the same concurrency.
+   ``overhead_ratio`` = trex wall / Tune wall.
+2. **Decision latency**: result in -> next dispatch (``Researcher.on_result`` + ``next_nodes(1)``, journal
+   on tmpfs, snapshots every 50 events as in a run) on synthetic trees of 10^2, 10^3, 10^4 nodes built
+   from events. Goal: <= 10 ms at 10^4 nodes.
+
+    python benchmarks/overhead.py --quick --json
+    python benchmarks/overhead.py --trials 100 --sizes 100 1000 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, ROOT, emit, machine
+
+TMP = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+
+
+# --- 1. dispatch: trex vs Tune -------------------------------------------------------------------
+def _init_ray(cpus: int, hook: bool) -> None:
+    """A fresh local cluster; ``hook``: every worker's run_plan is a no-op (trex's side only)."""
+    import ray
+
+    from trex_ray.runtime.env import worker_env
+
+    env = {**worker_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")])}
+    os.environ["PYTHONPATH"] = env["PYTHONPATH"]
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if hook:
+        runtime_env["worker_process_setup_hook"] = "overhead_hook.setup"
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING, namespace="trex", runtime_env=runtime_env)
+
+
+def trex_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
+    """Wall seconds for ``trials`` no-op nodes through the ResearcherActor (actor start to run() return)."""
+    import ray
+
+    from trex_ray.ftbench.registry import builtin_task
+    from trex_ray.runtime.researcher_actor import ResearcherActor
+    from trex_ray.spec import Budget, Resources
+
+    base = builtin_task("sentiment")
+    task = base.model_copy(update={"budget": Budget(max_nodes=trials),
+                                   "resources": Resources(cpus_per_worker=cpus_per_trial)})
+    run_dir = Path(tempfile.mkdtemp(prefix="trex-overhead-"))  # disk, as a run's journal is
+    try:
+        t0 = time.perf_counter()
+        actor = ResearcherActor.remote(str(run_dir / "run"), task.model_dump(mode="json"), "overhead",
+                                       str(run_dir), str(run_dir / "cache"))
+        out = ray.get(actor.run.remote(), timeout=3600)
+        wall = time.perf_counter() - t0
+        status = ray.get(actor.status.remote())
+        ray.kill(actor)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {"wall_s": round(wall, 2), "trials": trials, "per_trial_ms": round(1000 * wall / trials, 1),
+            "peak_running": out.get("peak_running"), "reason": out.get("reason"),
+            "nodes": status.get("nodes") if isinstance(status, dict) else None}
+
+
+def _noop_trainable(config: dict[str, Any]) -> dict[str, float]:
+    return {"score": float(config["x"])}
+
+
+def tune_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
+    from ray import tune
+
+    storage = Path(tempfile.mkdtemp(prefix="tune-overhead-"))
+    try:
+        tuner = tune.Tuner(tune.with_resources(_noop_trainable, {"cpu": cpus_per_trial}),
+                           param_space={"x": tune.uniform(0, 1)},
+                           tune_config=tune.TuneConfig(num_samples=trials, metric="score", mode="max"),
+                           run_config=tune.RunConfig(storage_path=str(storage), name="noop", verbose=0))
+        t0 = time.perf_counter()
+        results = tuner.fit()
+        wall = time.perf_counter() - t0
+        errors = sum(1 for r in results if r.error)
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    return {"wall_s": round(wall, 2), "trials": trials, "per_trial_ms": round(1000 * wall / trials, 1),
+            "errors": errors}
+
+
+# --- 2. decision latency -------------------------------------------------------------------------
+def build_researcher(n: int, seed: int = 0, running: int = 4) -> tuple[Any, Path]:
+    """A Researcher over a synthetic tree of ``n`` nodes (finished, pruned, stopped, failed, with curves
+    and insights), built through the Researcher's own events, with ``running`` nodes in flight."""
+    from trex_ray.ftbench.registry import builtin_task
+    from trex_ray.research import Researcher
+    from trex_ray.research.insights import distill
+    from trex_ray.spec import Budget
+    from trex_ray.store import Store
+    from trex_ray.tree import EventKind
+
+    rng = random.Random(seed)
+    run_dir = Path(tempfile.mkdtemp(prefix="trex-latency-", dir=TMP))
+    task = builtin_task("sentiment")
+    task = task.model_copy(update={"budget": Budget(max_nodes=min(100_000, 10 * n + 100))})
+    store = Store(run_dir, snapshot_every=10**9)  # no snapshots while building
+    r = Researcher.open(run_dir, task, profile={"noise_estimate": 0.1, "duplicate_fraction": 0.03}, store=store)
+    emit_ = r._emit
+    emit_(EventKind.node_started, "n0", attempt=1)
+    emit_(EventKind.node_finished, "n0", result=_result(0.3, rng, none=True).model_dump(mode="json"))
+    open_ = ["n0"]
+    for i in range(1, n):
+        parent = rng.choice(open_[-200:]) if rng.random() < 0.8 else rng.choice(open_)
+        node_id = f"n{i}"
+        emit_(EventKind.node_added, node_id, parent=parent, plan=_plan(rng, i).model_dump(mode="json"))
+        if i >= n - running:
+            emit_(EventKind.node_started, node_id, attempt=1)
+            continue
+        emit_(EventKind.node_started, node_id, attempt=1)
+        roll = rng.random()
+        result = _result(rng.uniform(0.4, 0.9), rng, stopped=roll < 0.2, failed=0.2 <= roll < 0.25)
+        node = emit_(EventKind.node_finished, node_id, result=result.model_dump(mode="json"))
+        if node is not None and node.ok:
+            if len(r.tree.get(parent).children) >= 8:
+                open_ = [x for x in open_ if x != parent] or ["n0"]
+            open_.append(node_id)
+            if rng.random() < 0.3:
+                emit_(EventKind.node_pruned, node_id, reason="lost to its siblings")
+        text, facts = distill(r.tree, r.tree.get(node_id))
+        emit_(EventKind.insight, node_id, text=text, facts=facts)
+    store.snapshot(r.tree)
+    store.snapshot_every = 50  # as in a run
+    return r, run_dir
+
+
+def _plan(rng: random.Random, i: int) -> Any:
+    from trex_ray.spec import DataOp, DataRecipe, Plan, TrainMode, TrainRecipe
+
+    ops = [DataOp(op=o) for o in ("dedup", "label_noise_filter", "length_filter") if rng.random() < 0.4]
+    train = TrainRecipe(mode=TrainMode.lora if rng.random() < 0.2 else TrainMode.full,
+                        learning_rate=10 ** rng.uniform(-4.5, -2), epochs=rng.choice([1.0, 2.0, 3.0]),
+                        warm_start=rng.random() < 0.3)
+    return Plan(data=DataRecipe(ops=ops, template=rng.choice(["plain", "instruct", "qa"])), train=train, seed=i,
+                rationale=f"synthetic node {i}: " + "x" * 60)
+
+
+def _result(metric: float, rng: random.Random, none: bool = False, stopped: bool = False,
+            failed: bool = False) -> Any:
+    from trex_ray.spec import Cost, FailureKind, Outcome, Progress, Result
+
+    losses = sorted((rng.uniform(0.3, 2.0) for _ in range(4)), reverse=True)
+    curve = [] if none else [Progress(fraction=f, step=int(100 * f), train_loss=v * 1.1, val_loss=v)
+                             for f, v in zip((0.25, 0.5, 0.75, 1.0), losses, strict=True)]
+    cost = Cost(wall_seconds=60.0, compute_seconds=60.0, train_steps=100, train_tokens=6400)
+    if failed:
+        return Result(outcome=Outcome.failed, failure=FailureKind.lost, error="worker died", cost=cost)
+    if stopped:
+        return Result(outcome=Outcome.stopped, curve=curve[:2], cost=cost)
+    return Result(outcome=Outcome.finished, metric=metric, metrics={"accuracy": metric}, curve=curve, cost=cost,
+                  checkpoint="ckpt", samples=[{"input": "x" * 40, "target": "y", "output": "y"}] * 3)
+
+
+def decision_latency(n: int, decisions: int, seed: int = 0) -> dict[str, Any]:
+    from trex_ray.tree import NodeStatus
+
+    rng = random.Random(seed + 1)
+    t0 = time.perf_counter()
+    r, run_dir = build_researcher(n, seed)
+    build_s = time.perf_counter() - t0
+    times = []
+    try:
+        for _ in range(decisions):
+            running = r.tree.with_status(NodeStatus.running)
+            node_id = rng.choice(running).id
+            result = _result(rng.uniform(0.4, 0.9), rng)
+            t = time.perf_counter()
+            r.on_result(node_id, result)
+            started = r.next_nodes(1)
+            times.append(time.perf_counter() - t)
+            if not started:  # keep the same number in flight
+                break
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    times.sort()
+    ms = [1000 * x for x in times]
+    return {"nodes": n, "decisions": len(ms), "p50_ms": round(statistics.median(ms), 3),
+            "p95_ms": round(ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)], 3),
+            "mean_ms": round(statistics.fmean(ms), 3), "max_ms": round(ms[-1], 3), "build_s": round(build_s, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="40 trials; trees of 10^2, 10^3 and 10^4 nodes")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--trials", type=int, default=None)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--cpus-per-trial", type=float, default=1.0)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000])
+    ap.add_argument("--decisions", type=int, default=None)
+    ap.add_argument("--skip-dispatch", action="store_true")
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    trials = args.trials or (40 if args.quick else 100)
+    decisions = args.decisions or (30 if args.quick else 100)
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {"benchmark": "overhead", "mode": "quick" if args.quick else "full"}
+    if not args.skip_latency:
+        rows = [decision_latency(n, decisions) for n in args.sizes]
+        summary["latency"] = rows
+        summary["latency_ms_p50_at_max_size"] = rows[-1]["p50_ms"]
+        summary["latency_ms_p95_at_max_size"] = rows[-1]["p95_ms"]
+    if not args.skip_dispatch:
+        import ray
+
+        load_before = os.getloadavg()
+        _init_ray(args.cpus, hook=False)
+        try:
+            tune = tune_noop(trials, args.cpus_per_trial)
+        finally:
+            ray.shutdown()
+        _init_ray(args.cpus, hook=True)
+        try:
+            trex = trex_noop(trials, args.cpus_per_trial)
+        finally:
+            ray.shutdown()
+        summary.update({"trials": trials, "cpus": args.cpus, "cpus_per_trial": args.cpus_per_trial,
+                        "trex": trex, "tune": tune, "overhead_ratio": round(trex["wall_s"] / tune["wall_s"], 3),
+                        "load_before_dispatch": [round(x, 2) for x in load_before]})
+    summary.update({"wall_s": round(time.perf_counter() - t0, 1), "machine": machine()})
+    emit(summary, args.json, f"overhead-{summary['mode']}.json")
+
+
+if __name__ == "__main__":
+    main()
