@@ -22,20 +22,29 @@ for path in (str(ROOT), str(BENCH)):
 def machine() -> dict[str, Any]:
     """Where and when a figure was taken: host, CPUs, load averages (the box is shared), date, commit."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"host": platform.node(), "cpus": os.cpu_count(), "load_1_5_15": [round(x, 2) for x in load],
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(), "commit": commit}
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "load_1_5_15": [round(x, 2) for x in load],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
 
 
-def emit(summary: dict[str, Any], as_json: bool, out_name: str | None = None) -> None:
-    """Write the summary under benchmarks/results/ and print it as the last line (JSON)."""
+def emit(
+    summary: dict[str, Any], as_json: bool, out_name: str | None = None, results: Path = RESULTS
+) -> None:
+    """Write the summary under ``results`` (benchmarks/results/) and print it as the last line (JSON)."""
     if out_name:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / out_name).write_text(json.dumps(summary, indent=1, default=_plain) + "\n")
+        results.mkdir(parents=True, exist_ok=True)
+        (results / out_name).write_text(json.dumps(summary, indent=1, default=_plain) + "\n")
     line = json.dumps(summary, default=_plain, separators=(",", ":") if as_json else (", ", ": "))
     print(line, flush=True)
 

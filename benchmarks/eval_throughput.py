@@ -96,17 +96,22 @@ def _hf_tokens_per_s(model: Any, tokenizer: Any, prompts: list[str], new_tokens:
 
 
 def hf_sweep(base: Path, prompts: list[str], new_tokens: int, batches: list[int]) -> dict[str, Any]:
-    torch.set_num_threads(os.cpu_count() or 1)  # HF at its best: every core
+    """HF at its best: every batch size with one thread and with every core; the best counts, taken twice."""
     model = _causal_lm(base).eval()
     tokenizer = load_tokenizer(base, padding_side="left")
-    _hf_tokens_per_s(model, tokenizer, prompts[:8], 4, 8)  # warm-up
-    sweep = {b: _hf_tokens_per_s(model, tokenizer, prompts, new_tokens, b) for b in batches}
-    best = max(sweep, key=lambda b: sweep[b])
-    again = _hf_tokens_per_s(model, tokenizer, prompts, new_tokens, best)  # best of two at its best size
-    sweep[best] = max(sweep[best], again)
-    log.info("HF sweep (tokens/s by batch size): %s", {b: round(v) for b, v in sweep.items()})
-    return {"tokens_per_s_by_batch": {str(b): round(v, 1) for b, v in sweep.items()}, "best_batch": best,
-            "best_tokens_per_s": round(sweep[best], 1), "threads": torch.get_num_threads()}
+    sweep: dict[tuple[int, int], float] = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        _hf_tokens_per_s(model, tokenizer, prompts[:8], 4, 8)  # warm-up
+        for b in batches:
+            sweep[(threads, b)] = _hf_tokens_per_s(model, tokenizer, prompts, new_tokens, b)
+    best = max(sweep, key=lambda k: sweep[k])
+    torch.set_num_threads(best[0])
+    sweep[best] = max(sweep[best], _hf_tokens_per_s(model, tokenizer, prompts, new_tokens, best[1]))
+    torch.set_num_threads(os.cpu_count() or 1)
+    log.info("HF sweep (tokens/s by threads, batch size): %s", {k: round(v) for k, v in sweep.items()})
+    return {"tokens_per_s_by_threads_batch": {f"{t}x{b}": round(v, 1) for (t, b), v in sweep.items()},
+            "best_threads": best[0], "best_batch": best[1], "best_tokens_per_s": round(sweep[best], 1)}
 
 
 # --- vLLM -------------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def hf_sweep(base: Path, prompts: list[str], new_tokens: int, batches: list[int]
 def vllm_throughput(engine: VLLMBackend, base: str, prompts: list[str], new_tokens: int) -> dict[str, Any]:
     engine.generate_many(base, [(prompts[:8], 4, None)])  # warm-up
     best = 0.0
-    for _ in range(2):
+    for _ in range(3):
         t0 = time.perf_counter()
         engine.generate_many(base, [(prompts, new_tokens, None)], sampling={"ignore_eos": True})
         best = max(best, len(prompts) * new_tokens / (time.perf_counter() - t0))
@@ -160,9 +165,30 @@ def hf_lora_nodes(base: str, adapters: list[str], eval_prompts: list[str], max_n
 # --- main -------------------------------------------------------------------------------------
 
 
+def vllm_variant(base: str, prompts: list[str], new_tokens: int, lora: bool,
+                 reserve: str | None) -> dict[str, Any]:
+    """Throughput of one more engine configuration (its own engine, ended after)."""
+    saved = os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU")
+    if reserve is not None:
+        os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = reserve  # read by the host process at its start
+    engine = VLLMBackend(EngineSettings(max_lora_rank=16 if lora else 0), keep=[base])
+    try:
+        engine.warm(base)
+        result = vllm_throughput(engine, base, prompts, new_tokens)
+    finally:
+        engine.close()
+        if saved is None:
+            os.environ.pop("VLLM_CPU_NUM_OF_RESERVED_CPU", None)
+        else:
+            os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = saved
+    return {**result, "lora": lora, "cores": "all" if reserve == "0" else "all but one"}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cache = Path(os.environ.get("TREX_CACHE_DIR", REPO / ".cache" / "bench"))
     task = builtin_task("sentiment")
+    if args.model:
+        task = task.model_copy(update={"model": task.model.model_copy(update={"id": args.model})})
     base = materialize_base_model(task.model, cache).resolve()
     prompts, _ = _prompts(args.prompts)
     eval_prompts, max_new = _prompts(None)
@@ -185,13 +211,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     vllm["engine"] = {"start_s": round(start_s, 2), "vllm_import_s": round(start["import_s"], 2),
                       "engine_init_s": round(start["start_s"], 2), "device": start.get("device"),
                       "mode": "eager, LoRA enabled (max_lora_rank 16), 1 GiB KV cache, in-process engine"}
+    variants = [] if args.quick else [
+        vllm_variant(str(base), prompts, args.new_tokens, lora=False, reserve=None),
+        vllm_variant(str(base), prompts, args.new_tokens, lora=False, reserve="0"),
+    ]
+    best_hf = hf["best_tokens_per_s"]
+    for v in variants:
+        v["speedup_over_best_hf"] = round(v["tokens_per_s"] / best_hf, 3)
     return {
         "benchmark": "eval_throughput", "quick": args.quick, "model": task.model.id, "model_dir": str(base),
         "prompts": len(prompts), "new_tokens": args.new_tokens, "cpu_count": os.cpu_count(),
         "machine": platform.machine(), "torch": torch.__version__,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()], "hf": hf, "vllm": vllm,
-        "speedup_vllm_over_best_hf": round(vllm["tokens_per_s"] / hf["best_tokens_per_s"], 3),
+        "speedup_vllm_over_best_hf": round(vllm["tokens_per_s"] / best_hf, 3), "vllm_variants": variants,
         "lora_nodes": nodes, "hf_lora_nodes": hf_nodes,
     }
 
@@ -203,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", type=int, help="prompts for the throughput test (default 128, quick 64)")
     p.add_argument("--new-tokens", type=int, help="tokens generated per prompt (default 32, quick 16)")
     p.add_argument("--k", type=int, default=8, help="LoRA nodes on one engine (default 8)")
+    p.add_argument("--model", help="another base model (default: the demo's, builtin:tiny-llama)")
     return p
 
 

@@ -5,7 +5,7 @@ micro-batch, same learning rate and gradient clipping. Variants:
 
 * ``raw``       — plain PyTorch in this process: fp32 master weights, bf16 autocast, fused AdamW;
 * ``ds_trex``   — the trex trial path: a Ray Train ``TorchTrainer`` worker (``RayTrainLauncher``) running
-  DeepSpeed built by ``trex_ray.execute.train._engine`` (trex's own optimizer and ``ds_config``), ZeRO-2, bf16;
+  DeepSpeed built by ``trex_ray.execute.train._engine`` (trex's optimizer and ``ds_config``), ZeRO-2, bf16;
 * ``ds_tuned``  — the same worker and ZeRO-2 bf16 engine with torch's fused AdamW and ZeRO's
   contiguous-gradient / overlap options (what trex's config could use);
 * ``ds_autocast`` — ZeRO-2 with DeepSpeed's ``torch_autocast`` (fp32 weights, bf16 autocast, fused AdamW):
@@ -45,14 +45,46 @@ for _p in (str(ROOT), str(BENCH)):
 PEAK_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"hidden": 64, "layers": 2, "heads": 4, "inter": 128, "vocab": 512, "micro": 4, "seq": 64},
-    "125m": {"hidden": 768, "layers": 12, "heads": 12, "inter": 2048, "vocab": 32000, "micro": 32, "seq": 1024},
-    "0.5b": {"hidden": 1536, "layers": 16, "heads": 12, "inter": 4096, "vocab": 32000, "micro": 16, "seq": 1024},
-    "1b": {"hidden": 2048, "layers": 16, "heads": 16, "inter": 5632, "vocab": 32000, "micro": 16, "seq": 1024},
+    "125m": {
+        "hidden": 768,
+        "layers": 12,
+        "heads": 12,
+        "inter": 2048,
+        "vocab": 32000,
+        "micro": 32,
+        "seq": 1024,
+    },
+    "0.5b": {
+        "hidden": 1536,
+        "layers": 16,
+        "heads": 12,
+        "inter": 4096,
+        "vocab": 32000,
+        "micro": 16,
+        "seq": 1024,
+    },
+    "1b": {
+        "hidden": 2048,
+        "layers": 16,
+        "heads": 16,
+        "inter": 5632,
+        "vocab": 32000,
+        "micro": 16,
+        "seq": 1024,
+    },
 }
 LR = 1e-4
 CLIP = 1.0
-VARIANTS = ("raw", "raw+compile", "ds_trex", "ds_trex+compile", "ds_tuned", "ds_tuned+compile", "ds_autocast",
-            "ds_autocast+compile")
+VARIANTS = (
+    "raw",
+    "raw+compile",
+    "ds_trex",
+    "ds_trex+compile",
+    "ds_tuned",
+    "ds_tuned+compile",
+    "ds_autocast",
+    "ds_autocast+compile",
+)
 
 
 # --- the model, the data, the arithmetic -------------------------------------------------------
@@ -61,9 +93,17 @@ def build_model(size: str, device: str) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     s = SIZES[size]
-    cfg = LlamaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
-                      num_key_value_heads=s["heads"], intermediate_size=s["inter"], vocab_size=s["vocab"],
-                      max_position_embeddings=s["seq"], tie_word_embeddings=False, use_cache=False)
+    cfg = LlamaConfig(
+        hidden_size=s["hidden"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        num_key_value_heads=s["heads"],
+        intermediate_size=s["inter"],
+        vocab_size=s["vocab"],
+        max_position_embeddings=s["seq"],
+        tie_word_embeddings=False,
+        use_cache=False,
+    )
     cfg._attn_implementation = "sdpa"
     torch.manual_seed(0)
     return LlamaForCausalLM(cfg).to(device)
@@ -136,8 +176,17 @@ def _compile_layers(model: Any) -> None:
         layer.compile()
 
 
-def _measure(name: str, size: str, device: str, model: Any, step: Any, batches: list[Any], warmup: int,
-             steps: int, profile_dir: str | None = None) -> dict[str, Any]:
+def _measure(
+    name: str,
+    size: str,
+    device: str,
+    model: Any,
+    step: Any,
+    batches: list[Any],
+    warmup: int,
+    steps: int,
+    profile_dir: str | None = None,
+) -> dict[str, Any]:
     import torch
 
     s = SIZES[size]
@@ -148,22 +197,43 @@ def _measure(name: str, size: str, device: str, model: Any, step: Any, batches: 
     tokens = s["micro"] * s["seq"] / sec
     gpu, peak = peak_flops(device)
     mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
-    return {"variant": name, "size": size, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-            "micro_batch": s["micro"], "seq": s["seq"], "step_ms": round(1000 * sec, 2),
-            "tokens_per_s": round(tokens, 1), "tflops": round(tokens * fpt / 1e12, 2),
-            "mfu": round(tokens * fpt / peak, 4) if peak else None, "max_mem_gib": mem and round(mem, 2),
-            "losses": [round(x, 5) for x in losses], "device": gpu}
+    return {
+        "variant": name,
+        "size": size,
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "micro_batch": s["micro"],
+        "seq": s["seq"],
+        "step_ms": round(1000 * sec, 2),
+        "tokens_per_s": round(tokens, 1),
+        "tflops": round(tokens * fpt / 1e12, 2),
+        "mfu": round(tokens * fpt / peak, 4) if peak else None,
+        "max_mem_gib": mem and round(mem, 2),
+        "losses": [round(x, 5) for x in losses],
+        "device": gpu,
+    }
 
 
 # --- raw PyTorch ---------------------------------------------------------------------------------
 def _param_groups(model: Any, weight_decay: float = 0.0) -> list[dict[str, Any]]:
     params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
 
 
-def run_raw(size: str, device: str, warmup: int, steps: int, compile_: bool = False,
-            profile_dir: str | None = None) -> dict[str, Any]:
+def run_raw(
+    size: str, device: str, warmup: int, steps: int, compile_: bool = False, profile_dir: str | None = None
+) -> dict[str, Any]:
+    try:
+        return _raw(size, device, warmup, steps, compile_, profile_dir)
+    finally:
+        _free(device)  # the model and optimizer went with _raw's frame
+
+
+def _raw(
+    size: str, device: str, warmup: int, steps: int, compile_: bool, profile_dir: str | None
+) -> dict[str, Any]:
     import torch
 
     model = build_model(size, device)
@@ -183,12 +253,9 @@ def run_raw(size: str, device: str, warmup: int, steps: int, compile_: bool = Fa
         opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    try:
-        return _measure("raw+compile" if compile_ else "raw", size, device, model, step, batches, warmup, steps,
-                        profile_dir)
-    finally:
-        del model, opt
-        _free(device)
+    return _measure(
+        "raw+compile" if compile_ else "raw", size, device, model, step, batches, warmup, steps, profile_dir
+    )
 
 
 # --- DeepSpeed, on a Ray Train worker -------------------------------------------------------------
@@ -207,8 +274,13 @@ def _ds_engine(model: Any, size: str, kind: str, steps: int) -> Any:
     import deepspeed
 
     config = ds_config(recipe, micro)
-    config["zero_optimization"] = {"stage": 2, "contiguous_gradients": True, "overlap_comm": True,
-                                   "reduce_bucket_size": 5e8, "allgather_bucket_size": 5e8}
+    config["zero_optimization"] = {
+        "stage": 2,
+        "contiguous_gradients": True,
+        "overlap_comm": True,
+        "reduce_bucket_size": 5e8,
+        "allgather_bucket_size": 5e8,
+    }
     if kind == "autocast":
         config["bf16"] = {"enabled": False}
         config["torch_autocast"] = {"enabled": torch.cuda.is_available(), "dtype": "bfloat16"}
@@ -218,8 +290,24 @@ def _ds_engine(model: Any, size: str, kind: str, steps: int) -> Any:
     return engine
 
 
-def run_ds(size: str, device: str, warmup: int, steps: int, kind: str, compile_: bool = False,
-           profile_dir: str | None = None) -> dict[str, Any]:
+def run_ds(
+    size: str,
+    device: str,
+    warmup: int,
+    steps: int,
+    kind: str,
+    compile_: bool = False,
+    profile_dir: str | None = None,
+) -> dict[str, Any]:
+    try:
+        return _ds(size, device, warmup, steps, kind, compile_, profile_dir)
+    finally:
+        _free(device)
+
+
+def _ds(
+    size: str, device: str, warmup: int, steps: int, kind: str, compile_: bool, profile_dir: str | None
+) -> dict[str, Any]:
     model = build_model(size, device)
     if compile_:
         _compile_layers(model)
@@ -238,9 +326,8 @@ def run_ds(size: str, device: str, warmup: int, steps: int, kind: str, compile_:
         out["zero_stage"] = 2
         return out
     finally:
-        engine.destroy() if hasattr(engine, "destroy") else None
-        del engine, model
-        _free(device)
+        if hasattr(engine, "destroy"):
+            engine.destroy()
 
 
 def ds_worker_loop(config: dict[str, Any]) -> dict[str, Any]:
@@ -260,9 +347,17 @@ def ds_worker_loop(config: dict[str, Any]) -> dict[str, Any]:
             if not variant.startswith("ds_") or (comp and size not in config["compile_sizes"]):
                 continue
             prof = config["out"] if f"{size}:{variant}" in config["profile"] else None
-            rows.append(_guard(run_ds, size, device, config["warmup"], config["steps"], kind, bool(comp), prof))
-    return {"rows": rows, "worker": {"device": device, "world": torch.distributed.get_world_size(),
-                                     "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES")}}
+            rows.append(
+                _guard(run_ds, size, device, config["warmup"], config["steps"], kind, bool(comp), prof)
+            )
+    return {
+        "rows": rows,
+        "worker": {
+            "device": device,
+            "world": torch.distributed.get_world_size(),
+            "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        },
+    }
 
 
 def _guard(fn: Any, size: str, *args: Any) -> dict[str, Any]:
@@ -270,8 +365,12 @@ def _guard(fn: Any, size: str, *args: Any) -> dict[str, Any]:
     try:
         row = fn(size, *args)
     except Exception as exc:  # one failing variant must not lose the others' numbers
-        row = {"size": size, "variant": getattr(fn, "__name__", "?"), "error": f"{type(exc).__name__}: {exc}"[:400],
-               "trace": traceback.format_exc()[-1200:]}
+        row = {
+            "size": size,
+            "variant": getattr(fn, "__name__", "?"),
+            "error": f"{type(exc).__name__}: {exc}"[:400],
+            "trace": traceback.format_exc()[-1200:],
+        }
     row["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps({k: v for k, v in row.items() if k not in ("losses", "trace")}), flush=True)
     return row
@@ -296,13 +395,19 @@ def compare(rows: list[dict[str, Any]], sizes: list[str]) -> dict[str, Any]:
         for name in VARIANTS:
             r = by.get((size, name))
             if r:
-                entry[name] = {"tokens_per_s": r["tokens_per_s"], "mfu": r["mfu"], "step_ms": r["step_ms"],
-                               "max_mem_gib": r["max_mem_gib"]}
+                entry[name] = {
+                    "tokens_per_s": r["tokens_per_s"],
+                    "mfu": r["mfu"],
+                    "step_ms": r["step_ms"],
+                    "max_mem_gib": r["max_mem_gib"],
+                }
         for name in VARIANTS:  # each DeepSpeed variant against the raw loop compiled the same way
             base = by.get((size, "raw+compile" if name.endswith("+compile") else "raw"))
             if name.startswith("ds_") and (size, name) in by and base:
                 entry[f"{name}_over_raw"] = round(by[(size, name)]["tokens_per_s"] / base["tokens_per_s"], 3)
-                entry[f"{name}_loss_rel_diff_first10"] = _loss_diff(base["losses"], by[(size, name)]["losses"])
+                entry[f"{name}_loss_rel_diff_first10"] = _loss_diff(
+                    base["losses"], by[(size, name)]["losses"]
+                )
         if raw and (size, "ds_trex") in by:
             entry["ds_over_raw"] = entry["ds_trex_over_raw"]
         out[size] = entry
@@ -322,7 +427,9 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="*", default=None)
     ap.add_argument("--compile-sizes", nargs="*", default=None, help="sizes that run +compile variants (all)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
-    ap.add_argument("--profile", nargs="*", default=[], help="SIZE:VARIANT runs to profile, e.g. 1b:raw+compile")
+    ap.add_argument(
+        "--profile", nargs="*", default=[], help="SIZE:VARIANT runs to profile, e.g. 1b:raw+compile"
+    )
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--cpus", type=int, default=max(1, (os.cpu_count() or 2) - 2))
@@ -343,11 +450,23 @@ def main() -> None:
     worker = _ray_ds(args, sizes, compile_sizes, warmup, steps, rows, out_dir)
     from common import machine
 
-    summary = {"benchmark": "gpu_train", "mode": "quick" if args.quick else "full", "device": args.device,
-               "sizes": sizes, "warmup": warmup, "steps": steps, "lr": LR, "grad_clip": CLIP,
-               "by_size": compare(rows, sizes), "rows": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
-               "errors": [r for r in rows if "error" in r], "ray_worker": worker,
-               "versions": _versions(), "wall_s": round(time.perf_counter() - t0, 1), "machine": machine()}
+    summary = {
+        "benchmark": "gpu_train",
+        "mode": "quick" if args.quick else "full",
+        "device": args.device,
+        "sizes": sizes,
+        "warmup": warmup,
+        "steps": steps,
+        "lr": LR,
+        "grad_clip": CLIP,
+        "by_size": compare(rows, sizes),
+        "rows": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
+        "errors": [r for r in rows if "error" in r],
+        "ray_worker": worker,
+        "versions": _versions(),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "machine": machine(),
+    }
     headline = {s: summary["by_size"][s].get("ds_over_raw") for s in sizes}
     summary["ds_over_raw"] = headline
     summary["mfu_raw"] = {s: summary["by_size"][s].get("raw", {}).get("mfu") for s in sizes}
@@ -358,15 +477,26 @@ def main() -> None:
         Path(out_dir, "gpu_train.json").write_text(text + "\n")
     results = BENCH / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"gpu_train-{summary['mode']}-{args.device}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    short = {k: summary[k] for k in ("benchmark", "mode", "device", "ds_over_raw", "mfu_raw", "mfu_ds_trex",
-                                     "by_size", "wall_s")}
+    (results / f"gpu_train-{summary['mode']}-{args.device}.json").write_text(
+        json.dumps(summary, indent=1) + "\n"
+    )
+    short = {
+        k: summary[k]
+        for k in ("benchmark", "mode", "device", "ds_over_raw", "mfu_raw", "mfu_ds_trex", "by_size", "wall_s")
+    }
     short["errors"] = [f"{r['size']} {r['variant']}: {r['error']}" for r in summary["errors"]]
     print(json.dumps(short, separators=(",", ":")), flush=True)
 
 
-def _ray_ds(args: Any, sizes: list[str], compile_sizes: list[str], warmup: int, steps: int,
-            rows: list[dict[str, Any]], out_dir: str) -> dict[str, Any]:
+def _ray_ds(
+    args: Any,
+    sizes: list[str],
+    compile_sizes: list[str],
+    warmup: int,
+    steps: int,
+    rows: list[dict[str, Any]],
+    out_dir: str,
+) -> dict[str, Any]:
     """All DeepSpeed variants in one Ray Train worker holding the GPU (the trex trial path)."""
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -375,15 +505,31 @@ def _ray_ds(args: Any, sizes: list[str], compile_sizes: list[str], warmup: int, 
     from trex_ray.runtime.train_launcher import RayTrainLauncher
 
     gpus = 1 if args.device == "cuda" else 0
-    ray.init(num_cpus=args.cpus + 1, num_gpus=gpus, include_dashboard=False, log_to_driver=True,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
-    config = {"sizes": sizes, "variants": [v for v in args.variants if v.startswith("ds_")],
-              "compile_sizes": compile_sizes, "warmup": warmup, "steps": steps, "profile": args.profile,
-              "out": out_dir}
+    ray.init(
+        num_cpus=args.cpus + 1,
+        num_gpus=gpus,
+        include_dashboard=False,
+        log_to_driver=True,
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
+    )
+    config = {
+        "sizes": sizes,
+        "variants": [v for v in args.variants if v.startswith("ds_")],
+        "compile_sizes": compile_sizes,
+        "warmup": warmup,
+        "steps": steps,
+        "profile": args.profile,
+        "out": out_dir,
+    }
     if not config["variants"]:
         return {}
-    launcher = RayTrainLauncher(num_workers=1, cpus_per_worker=args.cpus, gpus_per_worker=gpus,
-                                storage_path="/tmp/trex-gpu-train", name="gpu-train")
+    launcher = RayTrainLauncher(
+        num_workers=1,
+        cpus_per_worker=args.cpus,
+        gpus_per_worker=gpus,
+        storage_path="/tmp/trex-gpu-train",
+        name="gpu-train",
+    )
     t0 = time.perf_counter()
     try:
         result = launcher.launch(ds_worker_loop, config)

@@ -2,7 +2,7 @@
 
 1. **Dispatch**: ``--trials`` no-op trials through the real ``ResearcherActor`` + ``NodeRunner`` path
    (heuristic planner, fsync'd journal, one NodeRunner actor per node) with ``run_plan`` replaced by a
-   no-op in every Ray worker (a ``worker_process_setup_hook``: ``overhead_hook.py``), against the same
+   no-op in every Ray worker (a ``worker_process_setup_hook``: ``bench_hooks.setup_noop``), against the same
    number of no-op function trials through ``ray.tune.Tuner`` with the same concurrency.
    ``overhead_ratio`` = trex wall / Tune wall.
 2. **Decision latency**: result in -> next dispatch (``Researcher.on_result`` + ``next_nodes(1)``, journal
@@ -33,19 +33,34 @@ TMP = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdi
 
 
 # --- 1. dispatch: trex vs Tune -------------------------------------------------------------------
+def _hf_eval(task: Any) -> Any:
+    """The hooks replace evaluation, so the run's vLLM evaluator (``eval.backend: auto``) is not started."""
+    return task.model_copy(update={"eval": task.eval.model_copy(update={"backend": "hf"})})
+
+
 def _init_ray(cpus: int, hook: bool) -> None:
     """A fresh local cluster; ``hook``: every worker's run_plan is a no-op (trex's side only)."""
     import ray
 
     from trex_ray.runtime.env import worker_env
 
-    env = {**worker_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **worker_env(),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")]),
+    }
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]
     runtime_env: dict[str, Any] = {"env_vars": env}
     if hook:
-        runtime_env["worker_process_setup_hook"] = "overhead_hook.setup"
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, namespace="trex", runtime_env=runtime_env)
+        runtime_env["worker_process_setup_hook"] = "bench_hooks.setup_noop"
+    ray.init(
+        address="local",
+        num_cpus=cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        namespace="trex",
+        runtime_env=runtime_env,
+    )
 
 
 def trex_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
@@ -55,24 +70,89 @@ def trex_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
     from trex_ray.ftbench.registry import builtin_task
     from trex_ray.runtime.researcher_actor import ResearcherActor
     from trex_ray.spec import Budget, Resources
+    from trex_ray.store import read_tree
 
-    base = builtin_task("sentiment")
-    task = base.model_copy(update={"budget": Budget(max_nodes=trials),
-                                   "resources": Resources(cpus_per_worker=cpus_per_trial)})
+    base = _hf_eval(builtin_task("sentiment"))
+    task = base.model_copy(
+        update={"budget": Budget(max_nodes=trials), "resources": Resources(cpus_per_worker=cpus_per_trial)}
+    )
     run_dir = Path(tempfile.mkdtemp(prefix="trex-overhead-"))  # disk, as a run's journal is
     try:
         t0 = time.perf_counter()
-        actor = ResearcherActor.remote(str(run_dir / "run"), task.model_dump(mode="json"), "overhead",
-                                       str(run_dir), str(run_dir / "cache"))
+        actor = ResearcherActor.remote(
+            str(run_dir / "run"),
+            task.model_dump(mode="json"),
+            "overhead",
+            str(run_dir),
+            str(run_dir / "cache"),
+        )
+        ray.get(actor.ping.remote(), timeout=600)  # the actor is up: its data profile is done
+        setup = time.perf_counter() - t0
+        t1 = time.perf_counter()
         out = ray.get(actor.run.remote(), timeout=3600)
-        wall = time.perf_counter() - t0
-        status = ray.get(actor.status.remote())
+        wall = time.perf_counter() - t1
         ray.kill(actor)
+        tree = read_tree(run_dir / "run")
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    return {"wall_s": round(wall, 2), "trials": trials, "per_trial_ms": round(1000 * wall / trials, 1),
-            "peak_running": out.get("peak_running"), "reason": out.get("reason"),
-            "nodes": status.get("nodes") if isinstance(status, dict) else None}
+    done = sum(1 for n in tree if n.result is not None)
+    return {
+        **_where_time_goes(tree),
+        "wall_s": round(wall, 2),
+        "setup_s": round(setup, 2),
+        "trials": trials,
+        "results": done,
+        "per_trial_ms": round(1000 * wall / max(1, done), 1),
+        "peak_running": out.get("peak_running"),
+        "reason": out.get("reason"),
+    }
+
+
+def trex_pooled(trials: int, cpus_per_trial: float, cpus: int) -> dict[str, Any]:
+    """The prototype of runner_pool.py: the same loop with warm, reused NodeRunners."""
+    from runner_pool import run_pooled
+
+    from trex_ray.ftbench.registry import builtin_task
+    from trex_ray.spec import Budget, Resources
+    from trex_ray.store import read_tree
+
+    task = _hf_eval(builtin_task("sentiment")).model_copy(
+        update={"budget": Budget(max_nodes=trials), "resources": Resources(cpus_per_worker=cpus_per_trial)}
+    )
+    run_dir = Path(tempfile.mkdtemp(prefix="trex-overhead-pool-"))
+    try:
+        out = run_pooled(task, run_dir / "run", run_dir / "cache", max(1, int(cpus / cpus_per_trial)))
+        tree = read_tree(run_dir / "run")
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    done = sum(1 for n in tree if n.result is not None)
+    return {
+        **_where_time_goes(tree),
+        **out,
+        "results": done,
+        "per_trial_ms": round(1000 * out["wall_s"] / done, 1),
+    }
+
+
+def _where_time_goes(tree: Any) -> dict[str, Any]:
+    """From the journal's clock: how long a node was in flight (NodeRunner actor start, imports, the
+    no-op, result back: node_started -> node_finished) and how long a slot waited between one node's
+    result and the next start (the Researcher's decision and dispatch)."""
+    spans = sorted((n.started_at, n.finished_at) for n in tree if n.started_at and n.finished_at)
+    flight = [b - a for a, b in spans]
+    starts = sorted(a for a, _ in spans)
+    ends = sorted(b for _, b in spans)
+    gaps = []
+    for end in ends:
+        later = [s for s in starts if s >= end]
+        if later:
+            gaps.append(later[0] - end)
+    med = lambda xs: round(statistics.median(xs), 3) if xs else None  # noqa: E731
+    return {
+        "in_flight_s_median": med(flight),
+        "in_flight_s_max": round(max(flight), 3) if flight else None,
+        "result_to_next_start_s_median": med(gaps),
+    }
 
 
 def _noop_trainable(config: dict[str, Any]) -> dict[str, float]:
@@ -84,18 +164,24 @@ def tune_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
 
     storage = Path(tempfile.mkdtemp(prefix="tune-overhead-"))
     try:
-        tuner = tune.Tuner(tune.with_resources(_noop_trainable, {"cpu": cpus_per_trial}),
-                           param_space={"x": tune.uniform(0, 1)},
-                           tune_config=tune.TuneConfig(num_samples=trials, metric="score", mode="max"),
-                           run_config=tune.RunConfig(storage_path=str(storage), name="noop", verbose=0))
+        tuner = tune.Tuner(
+            tune.with_resources(_noop_trainable, {"cpu": cpus_per_trial}),
+            param_space={"x": tune.uniform(0, 1)},
+            tune_config=tune.TuneConfig(num_samples=trials, metric="score", mode="max"),
+            run_config=tune.RunConfig(storage_path=str(storage), name="noop", verbose=0),
+        )
         t0 = time.perf_counter()
         results = tuner.fit()
         wall = time.perf_counter() - t0
         errors = sum(1 for r in results if r.error)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
-    return {"wall_s": round(wall, 2), "trials": trials, "per_trial_ms": round(1000 * wall / trials, 1),
-            "errors": errors}
+    return {
+        "wall_s": round(wall, 2),
+        "trials": trials,
+        "per_trial_ms": round(1000 * wall / trials, 1),
+        "errors": errors,
+    }
 
 
 # --- 2. decision latency -------------------------------------------------------------------------
@@ -111,10 +197,12 @@ def build_researcher(n: int, seed: int = 0, running: int = 4) -> tuple[Any, Path
 
     rng = random.Random(seed)
     run_dir = Path(tempfile.mkdtemp(prefix="trex-latency-", dir=TMP))
-    task = builtin_task("sentiment")
+    task = _hf_eval(builtin_task("sentiment"))
     task = task.model_copy(update={"budget": Budget(max_nodes=min(100_000, 10 * n + 100))})
     store = Store(run_dir, snapshot_every=10**9)  # no snapshots while building
-    r = Researcher.open(run_dir, task, profile={"noise_estimate": 0.1, "duplicate_fraction": 0.03}, store=store)
+    r = Researcher.open(
+        run_dir, task, profile={"noise_estimate": 0.1, "duplicate_fraction": 0.03}, store=store
+    )
     emit_ = r._emit
     emit_(EventKind.node_started, "n0", attempt=1)
     emit_(EventKind.node_finished, "n0", result=_result(0.3, rng, none=True).model_dump(mode="json"))
@@ -147,55 +235,88 @@ def _plan(rng: random.Random, i: int) -> Any:
     from trex_ray.spec import DataOp, DataRecipe, Plan, TrainMode, TrainRecipe
 
     ops = [DataOp(op=o) for o in ("dedup", "label_noise_filter", "length_filter") if rng.random() < 0.4]
-    train = TrainRecipe(mode=TrainMode.lora if rng.random() < 0.2 else TrainMode.full,
-                        learning_rate=10 ** rng.uniform(-4.5, -2), epochs=rng.choice([1.0, 2.0, 3.0]),
-                        warm_start=rng.random() < 0.3)
-    return Plan(data=DataRecipe(ops=ops, template=rng.choice(["plain", "instruct", "qa"])), train=train, seed=i,
-                rationale=f"synthetic node {i}: " + "x" * 60)
+    train = TrainRecipe(
+        mode=TrainMode.lora if rng.random() < 0.2 else TrainMode.full,
+        learning_rate=10 ** rng.uniform(-4.5, -2),
+        epochs=rng.choice([1.0, 2.0, 3.0]),
+        warm_start=rng.random() < 0.3,
+    )
+    return Plan(
+        data=DataRecipe(ops=ops, template=rng.choice(["plain", "instruct", "qa"])),
+        train=train,
+        seed=i,
+        rationale=f"synthetic node {i}: " + "x" * 60,
+    )
 
 
-def _result(metric: float, rng: random.Random, none: bool = False, stopped: bool = False,
-            failed: bool = False) -> Any:
+def _result(
+    metric: float, rng: random.Random, none: bool = False, stopped: bool = False, failed: bool = False
+) -> Any:
     from trex_ray.spec import Cost, FailureKind, Outcome, Progress, Result
 
     losses = sorted((rng.uniform(0.3, 2.0) for _ in range(4)), reverse=True)
-    curve = [] if none else [Progress(fraction=f, step=int(100 * f), train_loss=v * 1.1, val_loss=v)
-                             for f, v in zip((0.25, 0.5, 0.75, 1.0), losses, strict=True)]
+    curve = (
+        []
+        if none
+        else [
+            Progress(fraction=f, step=int(100 * f), train_loss=v * 1.1, val_loss=v)
+            for f, v in zip((0.25, 0.5, 0.75, 1.0), losses, strict=True)
+        ]
+    )
     cost = Cost(wall_seconds=60.0, compute_seconds=60.0, train_steps=100, train_tokens=6400)
     if failed:
         return Result(outcome=Outcome.failed, failure=FailureKind.lost, error="worker died", cost=cost)
     if stopped:
         return Result(outcome=Outcome.stopped, curve=curve[:2], cost=cost)
-    return Result(outcome=Outcome.finished, metric=metric, metrics={"accuracy": metric}, curve=curve, cost=cost,
-                  checkpoint="ckpt", samples=[{"input": "x" * 40, "target": "y", "output": "y"}] * 3)
+    return Result(
+        outcome=Outcome.finished,
+        metric=metric,
+        metrics={"accuracy": metric},
+        curve=curve,
+        cost=cost,
+        checkpoint="ckpt",
+        samples=[{"input": "x" * 40, "target": "y", "output": "y"}] * 3,
+    )
 
 
-def decision_latency(n: int, decisions: int, seed: int = 0) -> dict[str, Any]:
+def decision_latency(n: int, decisions: int, seed: int = 0, warmup: int = 3) -> dict[str, Any]:
+    """``warmup`` decisions first (the first one after a start builds the tree's indexes: reported as
+    ``first_ms``), then ``decisions`` timed ones."""
     from trex_ray.tree import NodeStatus
 
     rng = random.Random(seed + 1)
     t0 = time.perf_counter()
     r, run_dir = build_researcher(n, seed)
     build_s = time.perf_counter() - t0
-    times = []
+    times, first = [], None
     try:
-        for _ in range(decisions):
+        for i in range(decisions + warmup):
             running = r.tree.with_status(NodeStatus.running)
             node_id = rng.choice(running).id
             result = _result(rng.uniform(0.4, 0.9), rng)
             t = time.perf_counter()
             r.on_result(node_id, result)
             started = r.next_nodes(1)
-            times.append(time.perf_counter() - t)
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+            elif first is None:
+                first = time.perf_counter() - t
             if not started:  # keep the same number in flight
                 break
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     times.sort()
     ms = [1000 * x for x in times]
-    return {"nodes": n, "decisions": len(ms), "p50_ms": round(statistics.median(ms), 3),
-            "p95_ms": round(ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)], 3),
-            "mean_ms": round(statistics.fmean(ms), 3), "max_ms": round(ms[-1], 3), "build_s": round(build_s, 1)}
+    return {
+        "nodes": n,
+        "decisions": len(ms),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p95_ms": round(ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)], 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "max_ms": round(ms[-1], 3),
+        "first_ms": round(1000 * (first or 0.0), 3),
+        "build_s": round(build_s, 1),
+    }
 
 
 def main() -> None:
@@ -209,6 +330,12 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=None)
     ap.add_argument("--skip-dispatch", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument(
+        "--runner-pool",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the warm NodeRunner pool prototype (runner_pool.py)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     trials = args.trials or (40 if args.quick else 100)
@@ -232,11 +359,29 @@ def main() -> None:
         _init_ray(args.cpus, hook=True)
         try:
             trex = trex_noop(trials, args.cpus_per_trial)
+            pooled = trex_pooled(trials, args.cpus_per_trial, args.cpus) if args.runner_pool else None
         finally:
             ray.shutdown()
-        summary.update({"trials": trials, "cpus": args.cpus, "cpus_per_trial": args.cpus_per_trial,
-                        "trex": trex, "tune": tune, "overhead_ratio": round(trex["wall_s"] / tune["wall_s"], 3),
-                        "load_before_dispatch": [round(x, 2) for x in load_before]})
+        summary.update(
+            {
+                "trials": trials,
+                "cpus": args.cpus,
+                "cpus_per_trial": args.cpus_per_trial,
+                "trex": trex,
+                "tune": tune,
+                "overhead_ratio": round(trex["wall_s"] / tune["wall_s"], 3),
+                "overhead_ratio_incl_setup": round((trex["wall_s"] + trex["setup_s"]) / tune["wall_s"], 3),
+                **(
+                    {
+                        "trex_runner_pool_prototype": pooled,
+                        "overhead_ratio_runner_pool": round(pooled["wall_s"] / tune["wall_s"], 3),
+                    }
+                    if pooled
+                    else {}
+                ),
+                "load_before_dispatch": [round(x, 2) for x in load_before],
+            }
+        )
     summary.update({"wall_s": round(time.perf_counter() - t0, 1), "machine": machine()})
     emit(summary, args.json, f"overhead-{summary['mode']}.json")
 

@@ -26,14 +26,25 @@ from trex_ray.spec import DataOp, DataRecipe, EvalRecipe, Plan, TrainMode, Train
 OUT = ROOT / "benchmarks" / "data" / "real_trials.jsonl"
 
 
-def _plan(mode: str = "full", lr: float = 5e-4, epochs: float = 3, ops: tuple[str, ...] = (),
-          seed: int = 0, warm: bool = False, template: str = "plain", **train: object) -> Plan:
+def _plan(
+    mode: str = "full",
+    lr: float = 5e-4,
+    epochs: float = 3,
+    ops: tuple[str, ...] = (),
+    seed: int = 0,
+    warm: bool = False,
+    template: str = "plain",
+    **train: object,
+) -> Plan:
     params = {"length_filter": {"max_words": 40}}
     data = DataRecipe(ops=[DataOp(op=o, params=params.get(o, {})) for o in ops], template=template)
     extra = {"lora_r": 16, "lora_alpha": 32} if mode == "lora" else {}
-    recipe = TrainRecipe(mode=TrainMode(mode), learning_rate=lr, epochs=epochs, warm_start=warm,
-                         **{**extra, **train})  # type: ignore[arg-type]
-    return Plan(data=data, train=recipe, eval=EvalRecipe(backend="hf"), seed=seed)  # the backend the journals used
+    recipe = TrainRecipe(
+        mode=TrainMode(mode), learning_rate=lr, epochs=epochs, warm_start=warm, **{**extra, **train}
+    )  # type: ignore[arg-type]
+    return Plan(
+        data=data, train=recipe, eval=EvalRecipe(backend="hf"), seed=seed
+    )  # the backend the journals used
 
 
 # name -> (parent name or None, plan); the order is the order of importance.
@@ -52,10 +63,17 @@ TRIALS: list[tuple[str, str | None, Plan]] = [
     ("full-2.5e-2-ep2", None, _plan(lr=2.5e-2, epochs=2)),
     ("lora-1e-1-ep2", None, _plan(mode="lora", lr=1e-1, epochs=2)),
     ("full-5e-4-ep4", None, _plan(epochs=4)),
-    ("warm-2.5e-4-ep1", "full-5e-4-ep3-seed1", _plan(lr=2.5e-4, epochs=1, seed=1, warm=True, warmup_ratio=0.0)),
+    (
+        "warm-2.5e-4-ep1",
+        "full-5e-4-ep3-seed1",
+        _plan(lr=2.5e-4, epochs=1, seed=1, warm=True, warmup_ratio=0.0),
+    ),
     ("full-5e-4-ep3-clean", None, _plan(ops=("label_noise_filter", "dedup"))),
-    ("warm-clean-2.5e-4-ep1", "full-5e-4-ep3-clean",
-     _plan(lr=2.5e-4, epochs=1, ops=("label_noise_filter", "dedup"), warm=True, warmup_ratio=0.0)),
+    (
+        "warm-clean-2.5e-4-ep1",
+        "full-5e-4-ep3-clean",
+        _plan(lr=2.5e-4, epochs=1, ops=("label_noise_filter", "dedup"), warm=True, warmup_ratio=0.0),
+    ),
     ("lora-1e-2-ep3", None, _plan(mode="lora", lr=1e-2)),
     ("full-3e-4-ep3", None, _plan(lr=3e-4)),
     ("full-2e-3-ep2-seed1", None, _plan(lr=2e-3, epochs=2, seed=1)),
@@ -88,12 +106,24 @@ def main() -> None:
         if name in done or (args.only and name not in args.only):
             continue
         ckpt = done[parent]["result"]["checkpoint"] if parent else None
-        ctx = RunContext(task=task, node_id=name, work_dir=args.work / name, cache_dir=args.work / "cache",
-                         launcher=InProcessLauncher(num_threads=1), parent_checkpoint=ckpt)
+        ctx = RunContext(
+            task=task,
+            node_id=name,
+            work_dir=args.work / name,
+            cache_dir=args.work / "cache",
+            launcher=InProcessLauncher(num_threads=1),
+            parent_checkpoint=ckpt,
+        )
         t0 = time.time()
         result = run_plan(plan, ctx)
-        rec = {"name": name, "parent": parent, "plan": plan.model_dump(mode="json"),
-               "result": result.model_dump(mode="json"), "load1": os.getloadavg()[0], "wall": time.time() - t0}
+        rec = {
+            "name": name,
+            "parent": parent,
+            "plan": plan.model_dump(mode="json"),
+            "result": result.model_dump(mode="json"),
+            "load1": os.getloadavg()[0],
+            "wall": time.time() - t0,
+        }
         done[name] = rec
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a") as f:

@@ -72,10 +72,15 @@ class Job:
         point = min(self.sim.points, key=lambda p: abs(p.fraction - f)) if self.sim.points else None
         diverged = self.sim.diverged_at is not None and f >= self.sim.diverged_at
         measured = any(abs(g - f) < 1e-9 for g in self.spec.evaluate_at) and not diverged
-        return Report(f, self.sim.epochs * f, point.val_loss if point else math.nan,
-                      point.train_loss if point else math.nan,
-                      self.sim.metric_at(f) if measured else None,
-                      final=diverged or k == len(self.spec.fractions) - 1, diverged=diverged)
+        return Report(
+            f,
+            self.sim.epochs * f,
+            point.val_loss if point else math.nan,
+            point.train_loss if point else math.nan,
+            self.sim.metric_at(f) if measured else None,
+            final=diverged or k == len(self.spec.fractions) - 1,
+            diverged=diverged,
+        )
 
 
 class Strategy(Protocol):

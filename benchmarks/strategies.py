@@ -52,43 +52,65 @@ log = logging.getLogger(__name__)
 LR_RANGE = (1e-4, 3e-2)
 EPOCHS = (1, 6)
 # The data profile of the real sentiment runs (/tmp/demo1/run): what the planner sees.
-PROFILE = {"train_examples": 2000, "duplicate_fraction": 0.0295, "noise_estimate": 0.0945,
-           "suggested_max_words": 40, "targets_are_labels": True}
+PROFILE = {
+    "train_examples": 2000,
+    "duplicate_fraction": 0.0295,
+    "noise_estimate": 0.0945,
+    "suggested_max_words": 40,
+    "targets_are_labels": True,
+}
 
 
 def sentiment_task(seed: int) -> TaskSpec:
     from trex_ray.ftbench.registry import builtin_task
 
     task = builtin_task("sentiment")
-    return task.model_copy(update={"budget": Budget(max_nodes=100_000),
-                                   "search": task.search.model_copy(update={"seed": seed})})
+    return task.model_copy(
+        update={"budget": Budget(max_nodes=100_000), "search": task.search.model_copy(update={"seed": seed})}
+    )
 
 
 # --- the shared search space ------------------------------------------------------------------
 def tune_space() -> dict[str, Any]:
     from ray import tune
 
-    return {"mode": tune.choice(["full", "lora"]), "lr": tune.loguniform(*LR_RANGE),
-            "epochs": tune.randint(EPOCHS[0], EPOCHS[1] + 1), "template": tune.choice(["plain", "instruct", "qa"]),
-            "weight_decay": tune.choice([0.0, 0.1]), **{op: tune.choice([False, True]) for op in OPS}}
+    return {
+        "mode": tune.choice(["full", "lora"]),
+        "lr": tune.loguniform(*LR_RANGE),
+        "epochs": tune.randint(EPOCHS[0], EPOCHS[1] + 1),
+        "template": tune.choice(["plain", "instruct", "qa"]),
+        "weight_decay": tune.choice([0.0, 0.1]),
+        **{op: tune.choice([False, True]) for op in OPS},
+    }
 
 
 def sample_config(rng: random.Random) -> dict[str, Any]:
     lo, hi = math.log(LR_RANGE[0]), math.log(LR_RANGE[1])
-    return {"mode": rng.choice(["full", "lora"]), "lr": math.exp(rng.uniform(lo, hi)),
-            "epochs": rng.randint(*EPOCHS), "template": rng.choice(["plain", "instruct", "qa"]),
-            "weight_decay": rng.choice([0.0, 0.1]), **{op: rng.random() < 0.5 for op in OPS}}
+    return {
+        "mode": rng.choice(["full", "lora"]),
+        "lr": math.exp(rng.uniform(lo, hi)),
+        "epochs": rng.randint(*EPOCHS),
+        "template": rng.choice(["plain", "instruct", "qa"]),
+        "weight_decay": rng.choice([0.0, 0.1]),
+        **{op: rng.random() < 0.5 for op in OPS},
+    }
 
 
-def plan_from_config(config: dict[str, Any], seed: int, epochs: float | None = None, warm: bool = False) -> Plan:
+def plan_from_config(
+    config: dict[str, Any], seed: int, epochs: float | None = None, warm: bool = False
+) -> Plan:
     params = {"length_filter": {"max_words": PROFILE["suggested_max_words"]}}
     ops = [DataOp(op=op, params=params.get(op, {})) for op in OPS if config.get(op)]
     mode = TrainMode(config["mode"])
     lora = {"lora_r": 16, "lora_alpha": 32} if mode is TrainMode.lora else {}
-    train = TrainRecipe(mode=mode, learning_rate=float(min(1.0, config["lr"])),
-                        epochs=float(epochs if epochs is not None else config["epochs"]),
-                        weight_decay=float(config.get("weight_decay", 0.0)), warm_start=warm,
-                        **lora)  # type: ignore[arg-type]
+    train = TrainRecipe(
+        mode=mode,
+        learning_rate=float(min(1.0, config["lr"])),
+        epochs=float(epochs if epochs is not None else config["epochs"]),
+        weight_decay=float(config.get("weight_decay", 0.0)),
+        warm_start=warm,
+        **lora,
+    )  # type: ignore[arg-type]
     return Plan(data=DataRecipe(ops=ops, template=config.get("template", "plain")), train=train, seed=seed)
 
 
@@ -133,8 +155,12 @@ class TreeSearch:
 
     def __init__(self, seed: int, policy: Any = None, name: str | None = None) -> None:
         self.seed = seed
-        self.dir = Path(tempfile.mkdtemp(prefix="trex-sim-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-        self.researcher = Researcher.open(self.dir / "run", sentiment_task(seed), profile=PROFILE, run_id="sim")
+        self.dir = Path(
+            tempfile.mkdtemp(prefix="trex-sim-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        )
+        self.researcher = Researcher.open(
+            self.dir / "run", sentiment_task(seed), profile=PROFILE, run_id="sim"
+        )
         if policy is not None:
             self.researcher.policy = policy
         self.name = name or self.name
@@ -151,8 +177,14 @@ class TreeSearch:
             parent = self.states.get(node.parent) if node.parent and plan.train.warm_start else None
             every = plan.train.eval_every_fraction
             fractions = tuple(min(1.0, k * every) for k in range(1, math.ceil(1 / every - 1e-9) + 1))
-            specs.append(JobSpec(tag=node.id, plan=plan, parent=parent,
-                                 fractions=fractions if plan.train.mode is not TrainMode.none else (1.0,)))
+            specs.append(
+                JobSpec(
+                    tag=node.id,
+                    plan=plan,
+                    parent=parent,
+                    fractions=fractions if plan.train.mode is not TrainMode.none else (1.0,),
+                )
+            )
         return specs
 
     def on_report(self, job: Job, report: Report) -> Action | JobSpec:
@@ -171,21 +203,36 @@ class TreeSearch:
         curve = [_progress(job.report(i), job) for i in range(k + 1) if not job.report(i).diverged]
         result_cost = Cost(wall_seconds=cost, compute_seconds=cost, train_steps=int(100 * last.epochs))
         if last.diverged:
-            result = Result(outcome=Outcome.failed, failure=FailureKind.diverged, curve=curve, cost=result_cost,
-                            error="loss diverged")
+            result = Result(
+                outcome=Outcome.failed,
+                failure=FailureKind.diverged,
+                curve=curve,
+                cost=result_cost,
+                error="loss diverged",
+            )
         elif stopped:
             result = Result(outcome=Outcome.stopped, curve=curve, cost=result_cost)
         else:
-            result = Result(outcome=Outcome.finished, metric=last.metric, metrics={"accuracy": last.metric or 0.0},
-                            curve=curve, cost=result_cost, checkpoint=f"sim:{node_id}")
+            result = Result(
+                outcome=Outcome.finished,
+                metric=last.metric,
+                metrics={"accuracy": last.metric or 0.0},
+                curve=curve,
+                cost=result_cost,
+                checkpoint=f"sim:{node_id}",
+            )
             self.states[node_id] = job.sim.end_state
         self.researcher.on_result(node_id, result)
 
 
 def _progress(report: Report, job: Job) -> Progress:
     val = report.val_loss if math.isfinite(report.val_loss) else None
-    return Progress(fraction=report.fraction, step=max(1, int(100 * report.epochs)),
-                    train_loss=report.train_loss if math.isfinite(report.train_loss) else 1e30, val_loss=val)
+    return Progress(
+        fraction=report.fraction,
+        step=max(1, int(100 * report.epochs)),
+        train_loss=report.train_loss if math.isfinite(report.train_loss) else 1e30,
+        val_loss=val,
+    )
 
 
 def trex(seed: int) -> TreeSearch:
@@ -226,7 +273,9 @@ class _StubTrial:
 
         self.trial_id, self.config, self.evaluated_params = trial_id, dict(config), {}
         self.experiment_tag, self.status, self.last_result = trial_id, "RUNNING", {}
-        manager = SimpleNamespace(checkpoint_config=SimpleNamespace(num_to_keep=None), _latest_checkpoint_result=None)
+        manager = SimpleNamespace(
+            checkpoint_config=SimpleNamespace(num_to_keep=None), _latest_checkpoint_result=None
+        )
         self.run_metadata = SimpleNamespace(checkpoint_manager=manager)
 
     def is_finished(self) -> bool:
@@ -258,10 +307,17 @@ class TuneTPEASHA:
         np.random.seed(seed)  # ASHA draws its bracket with numpy
         space = OptunaSearch.convert_search_space(tune_space())
         self.seed = seed
-        self.searcher = OptunaSearch(space=space, metric="val_loss", mode="min",
-                                     sampler=optuna.samplers.TPESampler(seed=seed))
-        self.scheduler = ASHAScheduler(time_attr="training_iteration", metric="val_loss", mode="min",
-                                       max_t=max_t, grace_period=grace, reduction_factor=eta)
+        self.searcher = OptunaSearch(
+            space=space, metric="val_loss", mode="min", sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+        self.scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            metric="val_loss",
+            mode="min",
+            max_t=max_t,
+            grace_period=grace,
+            reduction_factor=eta,
+        )
         self.trials: dict[str, _StubTrial] = {}
         self.count = 0
 
@@ -338,11 +394,20 @@ class TunePBT:
         np.random.seed(seed)
         self.seed, self.interval, self.population = seed, interval, population
         self.rng = random.Random(seed)
-        mutations = {"lr": tune.loguniform(*LR_RANGE), "weight_decay": [0.0, 0.1],
-                     "template": ["plain", "instruct", "qa"], **{op: [False, True] for op in OPS}}
-        self.scheduler = PopulationBasedTraining(time_attr="training_iteration", metric="val_loss", mode="min",
-                                                 perturbation_interval=interval, hyperparam_mutations=mutations,
-                                                 log_config=False)
+        mutations = {
+            "lr": tune.loguniform(*LR_RANGE),
+            "weight_decay": [0.0, 0.1],
+            "template": ["plain", "instruct", "qa"],
+            **{op: [False, True] for op in OPS},
+        }
+        self.scheduler = PopulationBasedTraining(
+            time_attr="training_iteration",
+            metric="val_loss",
+            mode="min",
+            perturbation_interval=interval,
+            hyperparam_mutations=mutations,
+            log_config=False,
+        )
         self.controller = _StubController(self)
         self.members: dict[str, _StubTrial] = {}
         self.checkpoints: dict[str, State] = {}
@@ -360,8 +425,15 @@ class TunePBT:
 
     def _chunk(self, trial: _StubTrial, parent: State | None, same_run: bool, pays_start: bool) -> JobSpec:
         plan = plan_from_config(trial.config, self.seed, epochs=self.interval, warm=parent is not None)
-        return JobSpec(tag=trial.trial_id, plan=plan, parent=parent, fractions=_epoch_fractions(self.interval),
-                       evaluate_at=(1.0,), same_run=same_run, pays_start=pays_start)
+        return JobSpec(
+            tag=trial.trial_id,
+            plan=plan,
+            parent=parent,
+            fractions=_epoch_fractions(self.interval),
+            evaluate_at=(1.0,),
+            same_run=same_run,
+            pays_start=pays_start,
+        )
 
     def next_jobs(self, free: int) -> list[JobSpec]:
         live = sum(not t.is_finished() for t in self.members.values())
@@ -407,5 +479,10 @@ def tune_pbt(seed: int) -> TunePBT:
     return TunePBT(seed)
 
 
-STRATEGIES = {"trex": trex, "greedy": greedy, "random": random_search, "tune-tpe-asha": tune_tpe_asha,
-              "tune-pbt": tune_pbt}
+STRATEGIES = {
+    "trex": trex,
+    "greedy": greedy,
+    "random": random_search,
+    "tune-tpe-asha": tune_tpe_asha,
+    "tune-pbt": tune_pbt,
+}

@@ -144,8 +144,12 @@ class SurrogateModel:
         return max(self.m_base, m)
 
     def val_at(self, plan: Plan, p: float) -> float:
+        if plan.train.mode is TrainMode.lora:  # LoRA on this random-init model: the loss barely moves
+            p = 0.0
         m = self.metric_at(plan, p)
-        return max(0.05, self.v_x - self.v_s * m + (self.v_0 - self.v_x) * math.exp(-max(0.0, p) / self.tau_v))
+        return max(
+            0.05, self.v_x - self.v_s * m + (self.v_0 - self.v_x) * math.exp(-max(0.0, p) / self.tau_v)
+        )
 
     def keep(self, plan: Plan) -> float:
         out = 1.0
@@ -211,8 +215,9 @@ class Simulation:
         return self.costs.start_s + self.train_seconds(fraction) + self.costs.eval_s * evals
 
     def state_at(self, fraction: float) -> State:
-        p = self.start.p + self.epochs * fraction * self.model.eff(self.plan.train.learning_rate,
-                                                                    self.plan.train.mode)
+        p = self.start.p + self.epochs * fraction * self.model.eff(
+            self.plan.train.learning_rate, self.plan.train.mode
+        )
         return replace(self.end_state, p=p)
 
     def metric_at(self, fraction: float) -> float:
@@ -226,8 +231,13 @@ class SurrogateExecutor:
     def __init__(self, model: SurrogateModel, costs: CostModel, seed: int) -> None:
         self.model, self.costs, self.seed = model, costs, seed
 
-    def simulate(self, plan: Plan, parent: State | None = None,
-                 fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0), same_run: bool = False) -> Simulation:
+    def simulate(
+        self,
+        plan: Plan,
+        parent: State | None = None,
+        fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+        same_run: bool = False,
+    ) -> Simulation:
         """``parent``: the checkpoint a warm start continues from; ``same_run``: the parent's own run goes
         on (PBT between perturbations), so its noise draw is kept rather than partly redrawn."""
         m, t = self.model, plan.train
@@ -239,7 +249,7 @@ class SurrogateExecutor:
         elif same_run:
             eps = start.eps
         else:
-            eps = m.rho * start.eps + math.sqrt(1 - m.rho ** 2) * fresh
+            eps = m.rho * start.eps + math.sqrt(1 - m.rho**2) * fresh
         epochs = 0.0 if t.mode is TrainMode.none else t.epochs
         eff = m.eff(t.learning_rate, t.mode)
         diverged_at = 0.5 if m.diverges(t.learning_rate, t.mode) else None
@@ -253,8 +263,9 @@ class SurrogateExecutor:
                 val = float("nan")
             points.append(Point(f, epochs * f, val, val * 1.02 + 0.4 * math.exp(-3 * epochs * f)))
         end = State(p=start.p + epochs * eff, eps=eps, key=key)
-        sim = Simulation(plan, points, None, diverged_at, end, epochs, m.keep(plan), self.costs, m, start,
-                         self.seed)
+        sim = Simulation(
+            plan, points, None, diverged_at, end, epochs, m.keep(plan), self.costs, m, start, self.seed
+        )
         if diverged_at is None:
             sim.metric = sim.metric_at(1.0)
         return sim
@@ -284,11 +295,25 @@ def observations_from_tree(source: str, run_dir: str | Path) -> list[Observation
         if n.result is None or n.plan.train.mode is TrainMode.none:
             continue
         timings = n.result.provenance.get("timings", {})
-        curve = [(p.fraction, p.val_loss) for p in (n.result.curve or n.progress) if p.val_loss is not None
-                 and math.isfinite(p.val_loss)]
-        out.append(Observation(source, n.plan, f"{source}:{n.parent}" if n.plan.train.warm_start else None,
-                               f"{source}:{n.id}", n.metric, curve, n.result.cost.compute_seconds,
-                               timings.get("loop_train_s"), timings.get("eval_s"), n.result.cost.train_steps))
+        curve = [
+            (p.fraction, p.val_loss)
+            for p in (n.result.curve or n.progress)
+            if p.val_loss is not None and math.isfinite(p.val_loss)
+        ]
+        out.append(
+            Observation(
+                source,
+                n.plan,
+                f"{source}:{n.parent}" if n.plan.train.warm_start else None,
+                f"{source}:{n.id}",
+                n.metric,
+                curve,
+                n.result.cost.compute_seconds,
+                timings.get("loop_train_s"),
+                timings.get("eval_s"),
+                n.result.cost.train_steps,
+            )
+        )
     return out
 
 
@@ -307,28 +332,78 @@ def observations_from_trials(path: Path = REAL_TRIALS) -> list[Observation]:
     for rec in latest.values():
         plan, result = Plan.model_validate(rec["plan"]), Result.model_validate(rec["result"])
         timings = result.provenance.get("timings", {})
-        curve = [(p.fraction, p.val_loss) for p in result.curve if p.val_loss is not None
-                 and math.isfinite(p.val_loss)]
+        curve = [
+            (p.fraction, p.val_loss)
+            for p in result.curve
+            if p.val_loss is not None and math.isfinite(p.val_loss)
+        ]
         parent = f"trials:{rec['parent']}" if rec.get("parent") else None
         metric = result.metric if result.ok else None
         if result.failure is not None and result.failure.value == "diverged":
             metric = -1.0  # marks divergence for the fit
-        out.append(Observation("trials", plan, parent, f"trials:{rec['name']}", metric, curve,
-                               result.cost.compute_seconds, timings.get("loop_train_s"), timings.get("eval_s"),
-                               result.cost.train_steps))
+        out.append(
+            Observation(
+                "trials",
+                plan,
+                parent,
+                f"trials:{rec['name']}",
+                metric,
+                curve,
+                result.cost.compute_seconds,
+                timings.get("loop_train_s"),
+                timings.get("eval_s"),
+                result.cost.train_steps,
+            )
+        )
     return out
 
 
-FREE = ("mu_full", "sigma", "m_top", "tau", "lc_full", "over", "p_over", "d_dedup", "d_label_noise_filter",
-        "d_length_filter", "d_instruct", "d_wd", "d_warm", "m_top_lora", "lc_lora")
-VAL_FREE = ("v_x", "v_s", "v_0", "tau_v", "mu_lora", "g_lora")  # LoRA's speed shows in its val losses
-SHRINK = {"d_dedup": 0.05, "d_label_noise_filter": 0.05, "d_length_filter": 0.05, "d_instruct": 0.05, "d_wd": 0.05,
-          "d_warm": 0.05, "over": 0.05, "g_lora": 0.5, "m_top_lora": 0.3, "mu_lora": 1.0, "lc_lora": 1.0}
+FREE = (
+    "mu_full",
+    "sigma",
+    "m_top",
+    "tau",
+    "lc_full",
+    "over",
+    "p_over",
+    "d_dedup",
+    "d_label_noise_filter",
+    "d_length_filter",
+    "d_instruct",
+    "d_wd",
+    "d_warm",
+    "mu_lora",
+    "g_lora",
+    "m_top_lora",
+    "lc_lora",
+)
+VAL_FREE = ("v_x", "v_s", "v_0", "tau_v")
+SHRINK = {
+    "d_dedup": 0.05,
+    "d_label_noise_filter": 0.05,
+    "d_length_filter": 0.05,
+    "d_instruct": 0.05,
+    "d_wd": 0.05,
+    "d_warm": 0.05,
+    "over": 0.05,
+    "g_lora": 0.5,
+    "m_top_lora": 0.3,
+    "mu_lora": 1.0,
+    "lc_lora": 1.0,
+}
 PRIOR = {"mu_lora": -1.8, "g_lora": 0.5, "m_top_lora": 0.35, "lc_lora": -1.3}
-BOUNDS = {"sigma": (0.2, 3.0), "tau": (0.05, 10.0), "p_over": (1.0, 20.0), "over": (0.0, 0.5), "g_lora": (0.0, 2.0),
-          "tau_v": (0.02, 10.0), "m_top": (0.3, 1.0), "m_top_lora": (0.0, 1.0), "v_s": (0.0, 3.0),
-          "v_0": (0.3, 10.0)}
-
+BOUNDS = {
+    "sigma": (0.2, 3.0),
+    "tau": (0.05, 10.0),
+    "p_over": (1.0, 20.0),
+    "over": (0.0, 0.5),
+    "g_lora": (0.0, 2.0),
+    "tau_v": (0.02, 10.0),
+    "m_top": (0.3, 1.0),
+    "m_top_lora": (0.0, 1.0),
+    "v_s": (0.0, 3.0),
+    "v_0": (0.3, 10.0),
+}
 
 
 def _p_of(model: SurrogateModel, obs: Observation, by_key: dict[str, Observation]) -> float:
@@ -338,7 +413,9 @@ def _p_of(model: SurrogateModel, obs: Observation, by_key: dict[str, Observation
     return p + obs.plan.train.epochs * model.eff(obs.plan.train.learning_rate, obs.plan.train.mode)
 
 
-def _residuals(model: SurrogateModel, data: list[Observation], offsets: dict[str, float]) -> tuple[list, list]:
+def _residuals(
+    model: SurrogateModel, data: list[Observation], offsets: dict[str, float]
+) -> tuple[list, list]:
     by_key = {o.key: o for o in data}
     metric_res, val_res = [], []
     for o in data:
@@ -346,13 +423,16 @@ def _residuals(model: SurrogateModel, data: list[Observation], offsets: dict[str
         if o.metric is not None and o.metric >= 0:
             metric_res.append(model.metric_at(o.plan, p) + offsets.get(o.source, 0.0) - o.metric)
         p0 = p - o.plan.train.epochs * model.eff(o.plan.train.learning_rate, o.plan.train.mode)
+        if o.plan.train.mode is TrainMode.lora:
+            continue  # LoRA's val loss stays near its start here (val_at): not a fit target
         for f, v in o.curve:
             val_res.append(math.log(model.val_at(o.plan, p0 + (p - p0) * f)) - math.log(v))
     return metric_res, val_res
 
 
-def _objective(names: Sequence[str], base: SurrogateModel, data: list[Observation], sources: list[str],
-               val: bool = False) -> Any:
+def _objective(
+    names: Sequence[str], base: SurrogateModel, data: list[Observation], sources: list[str], val: bool = False
+) -> Any:
     def f(x: Sequence[float]) -> float:
         values = dict(zip(names, x, strict=False))
         for k, (lo, hi) in BOUNDS.items():
@@ -362,18 +442,23 @@ def _objective(names: Sequence[str], base: SurrogateModel, data: list[Observatio
         model = replace(base, **{k: v for k, v in values.items() if not k.startswith("offset:")})
         mres, vres = _residuals(model, data, offsets)
         loss = sum(r * r for r in (vres if val else mres))
-        loss += sum(((values[k] - PRIOR.get(k, 0.0)) / s) ** 2 * 0.01 for k, s in SHRINK.items() if k in values)
+        loss += sum(
+            ((values[k] - PRIOR.get(k, 0.0)) / s) ** 2 * 0.01 for k, s in SHRINK.items() if k in values
+        )
         loss += sum(v * v * 0.1 for k, v in values.items() if k.startswith("offset:"))
         return loss
 
     return f
 
 
-def nelder_mead(f: Any, x0: Sequence[float], step: float = 0.2, iters: int = 4000, tol: float = 1e-10) -> list[float]:
+def nelder_mead(
+    f: Any, x0: Sequence[float], step: float = 0.2, iters: int = 4000, tol: float = 1e-10
+) -> list[float]:
     """A plain Nelder-Mead (no scipy here)."""
     n = len(x0)
-    simplex = [list(x0)] + [[x + (step * (abs(x) or 1.0) if i == j else 0.0) for j, x in enumerate(x0)]
-                            for i in range(n)]
+    simplex = [list(x0)] + [
+        [x + (step * (abs(x) or 1.0) if i == j else 0.0) for j, x in enumerate(x0)] for i in range(n)
+    ]
     scores = [f(x) for x in simplex]
     for _ in range(iters):
         order = sorted(range(n + 1), key=lambda i: scores[i])
@@ -397,7 +482,9 @@ def nelder_mead(f: Any, x0: Sequence[float], step: float = 0.2, iters: int = 400
                 simplex[-1], scores[-1] = con, fc
             else:
                 best = simplex[0]
-                simplex = [best] + [[b + 0.5 * (x - b) for b, x in zip(best, xs, strict=True)] for xs in simplex[1:]]
+                simplex = [best] + [
+                    [b + 0.5 * (x - b) for b, x in zip(best, xs, strict=True)] for xs in simplex[1:]
+                ]
                 scores = [scores[0]] + [f(x) for x in simplex[1:]]
     return simplex[min(range(n + 1), key=lambda i: scores[i])]
 
@@ -415,23 +502,31 @@ def fit(data: list[Observation], base: SurrogateModel | None = None) -> Surrogat
     sources = sorted({o.source for o in data})
     offset_names = [f"offset:{s}" for s in sources[1:]]  # the first source is the reference
     names = [*FREE, *offset_names]
-    x = _minimize(_objective(names, model, data, sources),
-                  [getattr(model, k) if not k.startswith("offset:") else 0.0 for k in names])
+    x = _minimize(
+        _objective(names, model, data, sources),
+        [getattr(model, k) if not k.startswith("offset:") else 0.0 for k in names],
+    )
     values = dict(zip(names, x, strict=True))
     offsets = {s: values.get(f"offset:{s}", 0.0) for s in sources}
     model = replace(model, **{k: v for k, v in values.items() if not k.startswith("offset:")})
-    xv = _minimize(_objective(VAL_FREE, model, data, sources, val=True), [getattr(model, k) for k in VAL_FREE])
+    xv = _minimize(
+        _objective(VAL_FREE, model, data, sources, val=True), [getattr(model, k) for k in VAL_FREE]
+    )
     model = replace(model, **dict(zip(VAL_FREE, xv, strict=True)))
     model = _fit_divergence(model, data)
     model = _fit_costs(model, data)
     mres, vres = _residuals(model, data, offsets)
     rms = math.sqrt(sum(r * r for r in mres) / max(1, len(mres)))
     model.sigma_run = round(rms, 4)
-    model.fit_info = {"n_metric": len(mres), "n_val_points": len(vres), "metric_rmse": round(rms, 4),
-                      "val_log_rmse": round(math.sqrt(sum(r * r for r in vres) / max(1, len(vres))), 4),
-                      "offsets": {k: round(v, 4) for k, v in offsets.items()},
-                      "sources": {s: sum(o.source == s for o in data) for s in sources},
-                      "table": _fit_table(model, data, offsets)}
+    model.fit_info = {
+        "n_metric": len(mres),
+        "n_val_points": len(vres),
+        "metric_rmse": round(rms, 4),
+        "val_log_rmse": round(math.sqrt(sum(r * r for r in vres) / max(1, len(vres))), 4),
+        "offsets": {k: round(v, 4) for k, v in offsets.items()},
+        "sources": {s: sum(o.source == s for o in data) for s in sources},
+        "table": _fit_table(model, data, offsets),
+    }
     return model
 
 
@@ -440,8 +535,11 @@ def _fit_divergence(model: SurrogateModel, data: list[Observation]) -> Surrogate
     diverged, per mode; without a divergence seen, the prior stays."""
     out = model
     for mode, attr in ((TrainMode.full, "lr_div_full"), (TrainMode.lora, "lr_div_lora")):
-        ok = [o.plan.train.learning_rate for o in data if o.plan.train.mode is mode and (o.metric or 0) >= 0
-              and o.metric is not None]
+        ok = [
+            o.plan.train.learning_rate
+            for o in data
+            if o.plan.train.mode is mode and (o.metric or 0) >= 0 and o.metric is not None
+        ]
         bad = [o.plan.train.learning_rate for o in data if o.plan.train.mode is mode and o.metric == -1.0]
         if bad:
             lo = max([lr for lr in ok if lr < min(bad)], default=min(bad) / 2)
@@ -451,9 +549,16 @@ def _fit_divergence(model: SurrogateModel, data: list[Observation]) -> Surrogate
 
 def _fit_costs(model: SurrogateModel, data: list[Observation]) -> SurrogateModel:
     """epoch_s: median training-loop seconds per full-data epoch; eval_s: median evaluation seconds;
-    start_s: median of what is left of a finished trial's compute (launch, load, data)."""
+    start_s: median of what is left of a finished trial's compute (launch, load, data) in the runs made
+    through Ray Train (the trex path; real_trials.py trains in-process, without that start-up)."""
     per_epoch, evals, rest = [], [], []
     for o in data:
+        if o.source == "trials":
+            if o.train_s and o.plan.train.epochs:
+                per_epoch.append(o.train_s / (o.plan.train.epochs * model.keep(o.plan)))
+            if o.eval_s:
+                evals.append(o.eval_s)
+            continue
         if o.train_s and o.plan.train.epochs:
             per_epoch.append(o.train_s / (o.plan.train.epochs * model.keep(o.plan)))
         if o.eval_s:
@@ -461,20 +566,40 @@ def _fit_costs(model: SurrogateModel, data: list[Observation]) -> SurrogateModel
         if o.train_s and o.eval_s and o.metric is not None and o.metric >= 0:
             rest.append(o.compute_s - o.train_s - o.eval_s)
     med = lambda xs, d: sorted(xs)[len(xs) // 2] if xs else d  # noqa: E731
-    return replace(model, epoch_s=round(med(per_epoch, model.epoch_s), 2), eval_s=round(med(evals, model.eval_s), 2),
-                   start_s=round(max(0.0, med(rest, model.start_s)), 2))
+    return replace(
+        model,
+        epoch_s=round(med(per_epoch, model.epoch_s), 2),
+        eval_s=round(med(evals, model.eval_s), 2),
+        start_s=round(max(0.0, med(rest, model.start_s)), 2),
+    )
 
 
-def _fit_table(model: SurrogateModel, data: list[Observation], offsets: dict[str, float]) -> list[dict[str, Any]]:
+def _fit_table(
+    model: SurrogateModel, data: list[Observation], offsets: dict[str, float]
+) -> list[dict[str, Any]]:
     by_key = {o.key: o for o in data}
     rows = []
     for o in data:
         t = o.plan.train
         p = _p_of(model, o, by_key)
-        pred = None if model.diverges(t.learning_rate, t.mode) else model.metric_at(o.plan, p) + offsets.get(o.source, 0)
-        rows.append({"key": o.key, "mode": t.mode.value, "lr": t.learning_rate, "epochs": t.epochs,
-                     "warm": t.warm_start, "ops": [op.op for op in o.plan.data.ops], "template": o.plan.data.template,
-                     "real": o.metric, "pred": None if pred is None else round(pred, 3)})
+        pred = (
+            None
+            if model.diverges(t.learning_rate, t.mode)
+            else model.metric_at(o.plan, p) + offsets.get(o.source, 0)
+        )
+        rows.append(
+            {
+                "key": o.key,
+                "mode": t.mode.value,
+                "lr": t.learning_rate,
+                "epochs": t.epochs,
+                "warm": t.warm_start,
+                "ops": [op.op for op in o.plan.data.ops],
+                "template": o.plan.data.template,
+                "real": o.metric,
+                "pred": None if pred is None else round(pred, 3),
+            }
+        )
     return rows
 
 
@@ -514,13 +639,17 @@ def _clip(x: float) -> float:
 
 def describe(model: SurrogateModel) -> str:
     rows = model.fit_info.get("table", [])
-    lines = ["| trial | mode | lr | epochs | warm | ops | template | real | surrogate |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| trial | mode | lr | epochs | warm | ops | template | real | surrogate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         real = "diverged" if r["real"] == -1.0 else ("stopped" if r["real"] is None else f"{r['real']:.3f}")
         pred = "diverges" if r["pred"] is None else f"{max(0.0, r['pred']):.3f}"
-        lines.append(f"| {r['key']} | {r['mode']} | {r['lr']:g} | {r['epochs']:g} | {'yes' if r['warm'] else ''} | "
-                     f"{' '.join(r['ops'])} | {r['template']} | {real} | {pred} |")
+        lines.append(
+            f"| {r['key']} | {r['mode']} | {r['lr']:g} | {r['epochs']:g} | {'yes' if r['warm'] else ''} | "
+            f"{' '.join(r['ops'])} | {r['template']} | {real} | {pred} |"
+        )
     return "\n".join(lines)
 
 
@@ -535,7 +664,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     model.save(args.out)
     print(describe(model))
     info = {k: v for k, v in model.fit_info.items() if k != "table"}
-    params = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(model).items() if k != "fit_info"}
+    params = {
+        k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(model).items() if k != "fit_info"
+    }
     print(json.dumps({"fit": info, "params": params}))
 
 

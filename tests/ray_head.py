@@ -8,6 +8,7 @@ which would stop every Ray cluster on a shared machine.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,6 +99,7 @@ def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout: floa
     finally:
         _stop(proc, str(temp_dir))
         log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _stop(proc: subprocess.Popen, marker: str) -> None:

@@ -138,6 +138,14 @@ def _running_trial_node() -> str | None:
     return None
 
 
+def _training(run_dir: Path) -> bool:
+    """A trained node is running and has reported validation loss: mid-training."""
+    if not (run_dir / "journal.jsonl").is_file():
+        return False
+    running = [n for n in read_tree(run_dir) if n.status is NodeStatus.running and n.parent is not None]
+    return any(n.progress for n in running)
+
+
 def test_a_worker_node_removed_mid_trial_reruns_the_trial_elsewhere(
         tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TREX_CACHE_DIR", str(shared_cache))
@@ -147,8 +155,9 @@ def test_a_worker_node_removed_mid_trial_reruns_the_trial_elsewhere(
     workers = [{"num_cpus": 2, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 1}]
     with local_cluster(head={}, workers=workers) as cluster:
         thread, out = run_in_thread(task, run_dir)
-        victim_id = wait_until(_running_trial_node, 600, "a trial to hold a GPU")
-        time.sleep(3)  # its worker is up and training
+        # mid-training: the trial holds its GPU and has reported its first validation loss
+        wait_until(lambda: _training(run_dir), 900, "a trial to report progress")
+        victim_id = _running_trial_node()
         running = [n.id for n in read_tree(run_dir) if n.status is NodeStatus.running]
         victim = next(n for n in cluster.worker_nodes if n.node_id == victim_id)
         cluster.remove_node(victim, allow_graceful=False)  # a crash, not a drain

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 import torch
+from eval_models import Models, make_eval_models
 
 from trex_ray.execute import eval_service as es
 from trex_ray.execute import vllm_backend as vb
@@ -33,30 +34,16 @@ from trex_ray.execute.context import RunContext
 from trex_ray.execute.data import load_source, render
 from trex_ray.execute.eval_service import EvalService, ServiceBackend, backend_for
 from trex_ray.execute.evaluate import HFBackend, evaluate, get_backend
-from trex_ray.execute.models import (
-    _causal_lm,
-    _new_lora,
-    load_tokenizer,
-    materialize_base_model,
-    write_checkpoint_meta,
-)
 from trex_ray.execute.openai_backend import OpenAIBackend
 from trex_ray.execute.train import InProcessLauncher
 from trex_ray.execute.vllm_backend import EngineSettings, VLLMBackend
 from trex_ray.ftbench.registry import builtin_task
-from trex_ray.spec import DataSource, EvalRecipe, ModelSpec, Plan, TrainRecipe
+from trex_ray.spec import DataSource, EvalRecipe, Plan, TrainRecipe
 
 SLOW = pytest.mark.slow
 BACKENDS = ["hf", pytest.param("vllm", marks=SLOW), pytest.param("openai", marks=SLOW)]
 MAX_NEW = 6
 SERVER_START_S = 900
-
-
-@dataclass
-class Models:
-    base: str
-    adapter: str
-    full: str
 
 
 @dataclass
@@ -133,30 +120,6 @@ class Stack:
                 self.server.wait()
 
 
-def _make_models(cache: Path, out: Path) -> Models:
-    base = materialize_base_model(ModelSpec(id="builtin:tiny-llama"), cache)
-    tokenizer = load_tokenizer(base)
-    torch.manual_seed(7)
-    lora = _new_lora(_causal_lm(base), TrainRecipe(mode="lora", lora_r=8))
-    with torch.no_grad():
-        for name, param in lora.named_parameters():
-            if "lora_B" in name:  # a fresh adapter is a no-op; this one changes the answers
-                param.normal_(0, 0.5)
-    adapter = out / "adapter"
-    lora.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    write_checkpoint_meta(adapter, True, base)
-    full_model = _causal_lm(base)
-    with torch.no_grad():
-        for param in full_model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-    full = out / "full"
-    full_model.save_pretrained(full)
-    tokenizer.save_pretrained(full)
-    write_checkpoint_meta(full, False, full)
-    return Models(str(base), str(adapter), str(full))
-
-
 def _wanted(request: pytest.FixtureRequest) -> set[str]:
     """The backends the selected tests of this module use (a -m 'not slow' run starts no engine)."""
     names = set()
@@ -171,7 +134,7 @@ def _wanted(request: pytest.FixtureRequest) -> set[str]:
 def stack(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory,
           request: pytest.FixtureRequest) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("eval-backends")
-    s = Stack(_make_models(shared_cache, work), work)
+    s = Stack(make_eval_models(shared_cache, work), work)
     wanted = _wanted(request)
     try:
         if "openai" in wanted:
@@ -391,3 +354,50 @@ def test_engine_arguments_come_from_the_eval_spec() -> None:
     assert vb.engine_kwargs("/m", EngineSettings(), None)["kv_cache_memory_bytes"] == 2**30  # CPU default
     with pytest.raises(vb.EngineError):
         vb.lora_rank_bucket(1000)
+
+
+def _einsum_reference() -> dict[str, Any]:
+    """vLLM's CPU LoRA ops as they are (a weight gather per token), to check the grouped ones against."""
+
+    def gather(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bi, boi -> bo", x, w[idx].squeeze(1))
+
+    def shrink(x, w, y, idx, scaling=1.0):  # type: ignore[no-untyped-def]
+        y[:, : w.shape[-2]] = scaling * gather(x, w, idx)
+
+    def expand(x, w, y, idx, add_inputs=True):  # type: ignore[no-untyped-def]
+        y[:] = y + gather(x, w, idx) if add_inputs else gather(x, w, idx)
+
+    def expand_slice(x, w, y, idx, offset, size, add_inputs=True):  # type: ignore[no-untyped-def]
+        out = gather(x, w, idx)
+        y[:, offset:offset + size] = y[:, offset:offset + size] + out if add_inputs else out
+
+    return {"bgmv_shrink": shrink, "bgmv_expand": expand, "bgmv_expand_slice": expand_slice}
+
+
+def test_grouped_cpu_lora_ops_equal_the_per_token_gather() -> None:
+    from trex_ray.execute.vllm_cpu_lora import _make
+
+    ref = _einsum_reference()
+    ours = _make(ref)
+    torch.manual_seed(0)
+    adapters, tokens, width, rank, out = 4, 37, 32, 8, 48
+    a, b = torch.randn(adapters, 1, rank, width), torch.randn(adapters, 1, out, rank)
+    a[-1], b[-1] = 0, 0  # a free slot holds zeros: what index -1 reads in vLLM's version
+    for idx in (torch.tensor([0, 1, 2, -1] * 9 + [1]), torch.full((tokens,), 2)):
+        x, h = torch.randn(tokens, width), torch.randn(tokens, rank)
+        y1, y2 = torch.zeros(tokens, rank), torch.zeros(tokens, rank)
+        ref["bgmv_shrink"](x, a, y1, idx, 0.5)
+        ours["bgmv_shrink"](x, a, y2, idx, 0.5)
+        torch.testing.assert_close(y1, y2)
+        for add in (True, False):
+            y1 = torch.randn(tokens, out)
+            y2 = y1.clone()
+            ref["bgmv_expand"](h, b, y1, idx, add)
+            ours["bgmv_expand"](h, b, y2, idx, add)
+            torch.testing.assert_close(y1, y2)
+            y1 = torch.randn(tokens, 3 * out)
+            y2 = y1.clone()
+            ref["bgmv_expand_slice"](h, b, y1, idx, out, out, add)
+            ours["bgmv_expand_slice"](h, b, y2, idx, out, out, add)
+            torch.testing.assert_close(y1, y2)

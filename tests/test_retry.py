@@ -25,7 +25,8 @@ def errored() -> Result:
 
 
 def started_child(tmp_path: Path, *overrides: str) -> tuple[Researcher, str]:
-    r = Researcher.open(tmp_path / "run", make_task(["search.seed=0", *overrides]), profile=CLEAN)
+    task = make_task(["search.seed=0", "budget.retry_delay_seconds=0", *overrides])
+    r = Researcher.open(tmp_path / "run", task, profile=CLEAN)
     [root] = r.next_nodes(1)
     r.on_result(root.id, finished(0.3))
     [child] = r.next_nodes(1)
@@ -38,8 +39,10 @@ def test_a_lost_trial_is_requeued_then_runs_again_without_a_second_backup(tmp_pa
     r.on_result(node_id, lost(compute=5.0))
     node = r.tree.get(node_id)
     assert node.status is NodeStatus.pending and node.result is None
-    assert node.failed_attempts == [{"attempt": 1, "failure": "lost", "error": "the node's worker died",
-                                     "cost": node.failed_attempts[0]["cost"]}]
+    [attempt] = node.failed_attempts
+    assert attempt["attempt"] == 1 and attempt["failure"] == "lost"
+    assert attempt["error"] == "the node's worker died"
+    assert attempt["cost"]["compute_seconds"] == 5.0
     assert r.tree.get(ROOT_ID).visits == visits  # nothing backed up for the lost attempt
     assert r.budget.compute_used() >= 5.0 and r.budget.nodes_used() == len(r.tree) - 1
     again = r.next_nodes(1)
@@ -51,7 +54,7 @@ def test_a_lost_trial_is_requeued_then_runs_again_without_a_second_backup(tmp_pa
 
 def test_retries_stop_at_max_retries_then_the_node_fails(tmp_path: Path) -> None:
     r, node_id = started_child(tmp_path, "budget.max_retries=2")
-    for attempt in (1, 2):
+    for _ in (1, 2):
         r.on_result(node_id, timed_out())
         assert r.tree.get(node_id).status is NodeStatus.pending
         assert r.next_nodes(1)[0].id == node_id
@@ -89,4 +92,19 @@ def test_failed_attempts_survive_replay_and_snapshots(tmp_path: Path) -> None:
     from_journal = Store(tmp_path / "run").replay()
     assert from_journal.get(node_id).failed_attempts == r.tree.get(node_id).failed_attempts
     r.store.snapshot(r.tree)
-    assert Store(tmp_path / "run").replay().get(node_id).failed_attempts == r.tree.get(node_id).failed_attempts
+    replayed = Store(tmp_path / "run").replay()
+    assert replayed.get(node_id).failed_attempts == r.tree.get(node_id).failed_attempts
+
+
+def test_a_retry_waits_its_delay_so_a_dead_machine_is_noticed_first(tmp_path: Path, monkeypatch) -> None:
+    import trex_ray.research.researcher as researcher_module
+
+    r, node_id = started_child(tmp_path, "budget.retry_delay_seconds=30", "search.children_per_expansion=1",
+                               "budget.max_nodes=1")
+    now = [1000.0]
+    monkeypatch.setattr(researcher_module.time, "time", lambda: now[0])
+    r.on_result(node_id, lost())
+    assert r.retry_wait() == 30.0
+    assert r.next_nodes(1) == [] and r.stop_reason() is None  # waiting, not finished
+    now[0] += 31
+    assert r.retry_wait() is None and [n.id for n in r.next_nodes(1)] == [node_id]

@@ -70,7 +70,8 @@ def test_a_new_location_is_empty(location: str) -> None:
 
 def test_append_assigns_consecutive_seqs_and_a_reopened_store_continues(location: str) -> None:
     store = Store(location)
-    assert [store.append(Event(kind=EventKind.insight, payload={"i": i})).seq for i in range(4)] == [0, 1, 2, 3]
+    seqs = [store.append(Event(kind=EventKind.insight, payload={"i": i})).seq for i in range(4)]
+    assert seqs == [0, 1, 2, 3]
     assert store.exists and [e.payload["i"] for e in store.events()] == [0, 1, 2, 3]
     assert Store(location).append(Event(kind=EventKind.insight)).seq == 4
 

@@ -228,8 +228,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _report_files(args: argparse.Namespace) -> int:
     if "://" in args.run_dir:
-        raise UserError(f"--format {args.format} reads a local run folder; for a stored run use --format text "
-                        "or json")
+        raise UserError(f"--format {args.format} reads a local run folder; for a stored run use "
+                        "--format text or json")
     if not _has_run(args.run_dir):
         raise UserError(f"{args.run_dir}: not a trex run directory (no journal); "
                         "give the folder `trex run` printed")

@@ -52,6 +52,7 @@ class EngineSettings:
 
     ``kv_cache_gib`` None: 1 GiB on CPU, on GPU whatever ``gpu_memory_utilization`` leaves.
     ``enforce_eager`` None: eager on CPU (no compile time), CUDA graphs on GPU.
+    ``max_lora_rank`` 0: a kept engine without LoRA until an adapter asks for it (benchmarks).
     """
 
     kv_cache_gib: float | None = None
@@ -246,7 +247,7 @@ class VLLMBackend:
 
     def _ensure(self, engine: _Engine, rank: int | None) -> None:
         want = max(rank or 0, self.settings.max_lora_rank)
-        host = engine.host
+        host = engine.host  # rank 0: LoRA off
         if host is not None and host.alive() and engine.rank is not None and want <= engine.rank:
             return
         if engine.host is not None:
@@ -254,8 +255,8 @@ class VLLMBackend:
                            want, engine.rank)
             engine.host.close()
             engine.host = None
-        engine.host = self._start_host(engine.model_dir, want, kept=True)
-        engine.rank = lora_rank_bucket(want)
+        engine.host = self._start_host(engine.model_dir, want or None, kept=True)
+        engine.rank = lora_rank_bucket(want) if want else 0
 
     def _start_host(self, model_dir: str, rank: int | None, kept: bool) -> EngineHost:
         host = self._take_host()

@@ -76,9 +76,19 @@ def summary(tree: SearchTree, task: TaskSpec, **extra: Any) -> dict[str, Any]:
         "compute_seconds": round(sum(n.result.cost.compute_seconds for n in tree if n.result), 1),
         "stop_reason": tree.finished_reason,
         "insights": [i.get("text") for i in tree.insights],
+        "eval_backends": eval_backends(tree),
         "nodes": [node_record(n) for n in tree],
         **extra,
     }
+
+
+def eval_backends(tree: SearchTree) -> dict[str, int]:
+    """How many nodes each evaluation backend scored (``vllm``, ``hf``, ``openai``)."""
+    counts: dict[str, int] = {}
+    for n in tree:
+        if n.result is not None and n.result.eval_backend:
+            counts[n.result.eval_backend] = counts.get(n.result.eval_backend, 0) + 1
+    return counts
 
 
 def leaderboard(tree: SearchTree, task: TaskSpec, top: int = 15) -> str:

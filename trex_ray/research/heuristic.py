@@ -29,6 +29,8 @@ from trex_ray.tree import Node, SearchTree
 log = logging.getLogger(__name__)
 
 CLEANING_OPS = ("label_noise_filter", "dedup", "length_filter")
+MAX_WARM_CHAIN = 4  # warm starts in a row, after which a checkpoint is not continued again
+MIN_LR_FRACTION = 1 / 8  # a gentle continuation stays at or above this share of its chain's first lr
 
 
 class HeuristicPlanner:
@@ -46,7 +48,7 @@ class HeuristicPlanner:
         if node.parent is None:
             candidates = self._drafts(node.plan, profile)
         else:
-            candidates = self._refinements(node, diagnose(node), profile)
+            candidates = self._refinements(node, diagnose(node), profile, warm_chain(tree, node))
         chosen: list[Plan] = []
         for plan in self._rank(node.plan, candidates, memory):
             if len(chosen) == k:
@@ -87,9 +89,21 @@ class HeuristicPlanner:
         return drafts
 
     # --- refinements of a trained node ------------------------------------------------
-    def _refinements(self, node: Node, diagnosis: str, profile: dict[str, Any]) -> list[Plan]:
+    def _refinements(self, node: Node, diagnosis: str, profile: dict[str, Any],
+                     chain: list[Node] | None = None) -> list[Plan]:
+        """``chain``: the node and the warm-started runs it continues (``warm_chain``). A variant trained
+        from scratch re-runs the whole chain's training (its first lr, all its epochs), not only the
+        last epoch; a checkpoint is continued at most ``MAX_WARM_CHAIN`` times in a row, and a gentle
+        continuation never halves the lr below ``MIN_LR_FRACTION`` of the chain's first."""
         plan, train = node.plan, node.plan.train
-        fresh = plan.model_copy(update={"train": train.model_copy(update={"warm_start": False})})
+        chain = chain or [node]
+        start = chain[-1].plan.train
+        epochs = min(1000.0, sum(n.plan.train.epochs for n in chain))
+        cold = train if len(chain) == 1 else start.model_copy(
+            update={"epochs": epochs, "weight_decay": train.weight_decay})
+        fresh = plan.model_copy(update={"train": cold.model_copy(update={"warm_start": False})})
+        train = fresh.train if len(chain) > 1 else train
+        may_continue = len(chain) - 1 < MAX_WARM_CHAIN
 
         def with_train(rationale: str, base: Plan = fresh, **changes: Any) -> Plan:
             return base.model_copy(update={"train": base.train.model_copy(update=changes), "rationale": rationale})
@@ -98,7 +112,7 @@ class HeuristicPlanner:
             ops = [*plan.data.ops, DataOp(op=op, params=_op_defaults(op, profile))]
             return fresh.model_copy(update={"data": plan.data.model_copy(update={"ops": ops}), "rationale": rationale})
 
-        warm = plan.model_copy(update={"train": train.model_copy(update={"warm_start": True})})
+        warm = plan.model_copy(update={"train": plan.train.model_copy(update={"warm_start": True})})
         unused_ops = [op for op in CLEANING_OPS if not plan.data.has(op)]
         if diagnosis == "diverged":
             return [with_train(f"{node.id} diverged: lower the learning rate", learning_rate=train.learning_rate / 3),
@@ -108,9 +122,10 @@ class HeuristicPlanner:
             return [with_train(f"{node.id} failed: a safer recipe", learning_rate=train.learning_rate / 2,
                                zero_stage=0, batch_size=max(1, train.batch_size // 2))]
         out: list[Plan] = []
-        if diagnosis in ("underfit", "stopped"):
+        if diagnosis in ("underfit", "stopped") and may_continue:
             out.append(with_train(f"{node.id} still improving: continue from its checkpoint for 1 more epoch",
                                   base=warm, epochs=1.0, warmup_ratio=0.0))
+        if diagnosis in ("underfit", "stopped"):
             out.append(with_train(f"{node.id} under-fit: a higher learning rate",
                                   learning_rate=min(train.learning_rate * 2, 0.05)))
         if diagnosis == "overfit":
@@ -121,8 +136,10 @@ class HeuristicPlanner:
         if train.mode is TrainMode.lora:
             out.append(with_train(f"{node.id} used LoRA: try full fine-tuning", mode=TrainMode.full,
                                   learning_rate=min(train.learning_rate, 2e-3)))
-        out.append(with_train(f"refine {node.id}: continue gently from its checkpoint", base=warm,
-                              epochs=1.0, learning_rate=train.learning_rate / 2, warmup_ratio=0.0))
+        gentle = plan.train.learning_rate / 2
+        if may_continue and gentle >= start.learning_rate * MIN_LR_FRACTION:
+            out.append(with_train(f"refine {node.id}: continue gently from its checkpoint", base=warm,
+                                  epochs=1.0, learning_rate=gentle, warmup_ratio=0.0))
         out.append(with_train(f"refine {node.id}: train longer from scratch", epochs=train.epochs + 1))
         for template in ("instruct", "qa", "plain"):
             if template != plan.data.template:
@@ -151,6 +168,17 @@ class HeuristicPlanner:
             return (-(sum(known) / len(known)) if known else 0.0, index)
 
         return [p for _, p in sorted(enumerate(candidates), key=score)]
+
+
+def warm_chain(tree: SearchTree, node: Node) -> list[Node]:
+    """The node, then each run it continues from a checkpoint, ending with the run trained from scratch."""
+    chain = [node]
+    while chain[-1].plan.train.warm_start and chain[-1].parent is not None:
+        parent = tree.nodes.get(chain[-1].parent)
+        if parent is None or parent.parent is None or parent.plan.train.mode is TrainMode.none:
+            break
+        chain.append(parent)
+    return chain
 
 
 def diagnose(node: Node) -> str:

@@ -39,8 +39,10 @@ class Researcher:
         self.budget = BudgetTracker(task.budget, self.tree)
         self._lock = threading.RLock()
         self._no_ideas: set[str] = set()  # nodes the planner had nothing new for (this session)
-        # expandable non-root nodes as (-metric, order, id), best first; kept by _emit (see _ranked_nodes)
-        self._ranked: list[tuple[float, int, str]] | None = None
+        # expandable non-root nodes as (-metric, order, id), best first; kept by _emit, read by
+        # _next_candidate; built here so that no decision pays for the sort
+        self._ranked: list[tuple[float, int, str]] | None = sorted(
+            _rank_key(n) for n in self.tree if n.expandable and n.parent is not None)
 
     @classmethod
     def open(
@@ -97,7 +99,8 @@ class Researcher:
         with self._lock:
             if slots <= 0 or self.budget.exhausted() is not None:
                 return []
-            ready = sorted(self.tree.with_status(NodeStatus.pending), key=_id_order)
+            now = time.time()
+            ready = sorted((n for n in self.tree.with_status(NodeStatus.pending) if _due(n, now)), key=_id_order)
             while len(ready) < slots and self.budget.can_add_node():
                 added = self._expand_once(min(slots - len(ready), self.budget.nodes_left()))
                 if not added:
@@ -158,7 +161,8 @@ class Researcher:
                 best = node
                 break
         root = self.tree.root
-        if root is not None and root.id not in self._no_ideas and (best is None or _rank_key(root) < _rank_key(best)):
+        if root is not None and root.id not in self._no_ideas and (
+                best is None or _rank_key(root) < _rank_key(best)):
             best = root
         return best
 
@@ -209,8 +213,16 @@ class Researcher:
         log.warning("%s: attempt %d %s (%s); it runs again", node_id, node.attempts, result.failure.value,
                     result.error)
         self._emit(EventKind.node_requeued, node_id, reason=f"retry after {result.failure.value}",
-                   failure=result.failure.value, error=result.error, cost=result.cost.model_dump(mode="json"))
+                   failure=result.failure.value, error=result.error, cost=result.cost.model_dump(mode="json"),
+                   retry_at=time.time() + budget.retry_delay_seconds)
         return True
+
+    def retry_wait(self) -> float | None:
+        """Seconds until the next delayed retry may start (None: no retry is waiting)."""
+        with self._lock:
+            now = time.time()
+            waits = [_retry_at(n) - now for n in self.tree.with_status(NodeStatus.pending) if not _due(n, now)]
+            return max(0.0, min(waits)) if waits else None
 
     def finish(self, reason: str) -> None:
         with self._lock:
@@ -237,6 +249,15 @@ class Researcher:
             if not self.budget.can_add_node():
                 return f"node budget spent ({self.budget.nodes_used()}/{self.budget.budget.max_nodes} nodes)"
             return "no expandable node left"
+
+
+def _retry_at(node: Node) -> float:
+    return float(node.failed_attempts[-1].get("retry_at") or 0.0) if node.failed_attempts else 0.0
+
+
+def _due(node: Node, now: float) -> bool:
+    """A pending node may start now: it is new, or its retry delay is over."""
+    return _retry_at(node) <= now
 
 
 def _id_order(node: Node) -> int:

@@ -19,11 +19,11 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from trex_ray.runtime.auth import align_auth_mode
+from trex_ray.runtime.display import ProgressDisplay
 from trex_ray.runtime.env import apply_to_this_process, driver_runtime_env
 from trex_ray.runtime.live import ADDRESS_HINT
 from trex_ray.runtime.paths import RunPaths
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, wait_ready
-from trex_ray.runtime.display import ProgressDisplay
 from trex_ray.spec import TaskSpec
 from trex_ray.store import read_tree
 from trex_ray.tree import SearchTree
@@ -67,9 +67,9 @@ def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None =
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     connect(address)
     _write_address_hint(paths.run_dir)
-    # On the driver's machine (the head under `ray job submit`) while it lives; soft: a restart
-    # after that machine is gone goes anywhere.
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    # On the driver's machine (the head under `ray job submit`), never on a worker that may go
+    # away: if this machine dies the driver dies with it, and `trex resume` continues the run.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
     actor = ResearcherActor.options(name=actor_name(paths.run_id), namespace=NAMESPACE, get_if_exists=True,
                                     scheduling_strategy=here).remote(
         paths.location, task.model_dump(mode="json"), paths.run_id, paths.storage_path, str(paths.cache_dir),

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 _CACHE_ROOT = Path(os.environ.get("TREX_HOME", Path.cwd() / ".cache"))
 RUNTIME_ENV_FILE = Path(__file__).resolve().parents[2] / "cluster" / "runtime_env.yaml"
 # Settings (not secrets) that follow the driver to its workers when set.
-PASS_THROUGH = ("HF_HOME", "HF_HUB_OFFLINE", "TREX_HOME", "TREX_CACHE_DIR", "TREX_SCRATCH", "TREX_TEST_FAULTS",
-                "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "PYTHONWARNINGS")
+PASS_THROUGH = ("HF_HOME", "HF_HUB_OFFLINE", "TREX_HOME", "TREX_CACHE_DIR", "TREX_SCRATCH",
+                "TREX_TEST_FAULTS", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "PYTHONWARNINGS")
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +41,8 @@ def runtime_env_file() -> dict[str, Any]:
 def worker_env() -> dict[str, str]:
     """Variables every trial process needs; passed to Ray as the runtime environment."""
     env = {str(k): str(v) for k, v in (runtime_env_file().get("env_vars") or {}).items()}
-    env["TORCH_EXTENSIONS_DIR"] = os.environ.get("TORCH_EXTENSIONS_DIR", str(_CACHE_ROOT / "torch_extensions"))
+    default = str(_CACHE_ROOT / "torch_extensions")
+    env["TORCH_EXTENSIONS_DIR"] = os.environ.get("TORCH_EXTENSIONS_DIR", default)
     for key in PASS_THROUGH:
         if key in os.environ:
             env[key] = os.environ[key]

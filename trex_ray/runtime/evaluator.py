@@ -96,12 +96,20 @@ class EvaluatorClient:
     timeout_s: float | None = None
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
-        from trex_ray.execute.eval_service import pack_dirs
+        from ray.exceptions import RayActorError
 
-        reply = ray.get(self.handle.generate.remote(request), timeout=self.timeout_s)
-        if reply.get("missing"):
-            files = pack_dirs(reply["missing"])
-            reply = ray.get(self.handle.generate.remote({**request, "files": files}), timeout=self.timeout_s)
+        from trex_ray.execute.eval_service import EvalService, pack_dirs
+
+        try:
+            reply = ray.get(self.handle.generate.remote(request), timeout=self.timeout_s)
+            if reply.get("missing"):
+                files = pack_dirs(reply["missing"])
+                again = self.handle.generate.remote({**request, "files": files})
+                reply = ray.get(again, timeout=self.timeout_s)
+        except RayActorError as exc:  # the evaluator is gone (killed, out of memory): evaluate here
+            log.warning("evaluator unavailable (%s); this node evaluates with HF generate",
+                        str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+            reply = EvalService(backend="hf")({**request, "base": False})
         return reply
 
 

@@ -39,7 +39,8 @@ def parse(text: str) -> dict[str, tuple[str, range | None]]:
         node, _, spec = item.partition("=")
         kind, _, attempts = spec.partition("@")
         if kind not in KINDS or not node:
-            raise ValueError(f"{ENV}: bad item {item!r}; write node=raise|nan|hang[@attempts], e.g. n2=hang@1")
+            raise ValueError(f"{ENV}: bad item {item!r}; write node=raise|nan|hang[@attempts], "
+                             "e.g. n2=hang@1")
         window = None
         if attempts:
             low, _, high = attempts.partition("-")
@@ -84,6 +85,7 @@ def nan_copy(model_dir: str | Path) -> Path:
         raise FileNotFoundError(f"{model_dir}: no .safetensors weights to corrupt")
     for path in weights:
         tensors = load_file(str(path))
-        poisoned = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in tensors.items()}
+        poisoned = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                    for k, v in tensors.items()}
         save_file(poisoned, str(path), metadata={"format": "pt"})
     return out

@@ -59,7 +59,8 @@ class RunPaths:
             cache = Path(os.environ.get("TREX_CACHE_DIR") or scratch_root() / "cache").absolute()
             return cls(location=location, run_dir=local, cache_dir=cache, storage_path=str(storage))
         local = Path(run_dir).absolute()
-        storage_dir = Path(task.storage_path).absolute() if task.storage_path and not is_remote(task.storage_path) \
-            else local.parent
+        storage_dir = local.parent
+        if task.storage_path and not is_remote(task.storage_path):
+            storage_dir = Path(task.storage_path).absolute()
         cache = Path(os.environ.get("TREX_CACHE_DIR") or storage_dir / "cache").absolute()
         return cls(location=str(local), run_dir=local, cache_dir=cache, storage_path=str(storage_dir))

@@ -17,13 +17,14 @@ from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from trex_ray.research import Researcher
+from trex_ray.runtime.node_runner import NodeJob, NodeRunner
 from trex_ray.spec import Cost, FailureKind, Outcome, Progress, Resources, Result, TaskSpec, TrainMode
 from trex_ray.store import Store
 from trex_ray.store.files import join
 from trex_ray.tree import Node
-from trex_ray.runtime.node_runner import NodeJob, NodeRunner
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,14 @@ class ResearcherActor:
         self.cache_dir = cache_dir
         store = Store(run_dir)  # a restarted actor resumes from here, like `trex resume`
         profile = None if store.exists else self._profile()
-        self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id, store=store)
+        self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id,
+                                          store=store)
         self.running: dict[Any, _Running] = {}
         self.peak_running = 0
         self.run_id = run_id
         self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
         self.evaluator: Any = None  # the run's Evaluator (runtime/evaluator.py), made at the first dispatch
+        self._evaluator_after = 0.0  # no new evaluator before this time (after one died)
 
     def _profile(self) -> dict[str, Any]:
         from trex_ray.execute.data import profile
@@ -103,8 +106,10 @@ class ResearcherActor:
                 self._dispatch(node, self_handle)
             self.peak_running = max(self.peak_running, len(self.running))
             if not self.running:
-                if free < want and self.researcher.stop_reason() is None:
-                    time.sleep(POOL_POLL_S)  # work left, but the shared pool has no slot for us yet
+                waiting = free < want or self.researcher.retry_wait() is not None
+                if waiting and self.researcher.stop_reason() is None:
+                    # work left, but the shared pool has no slot for us yet, or a retry waits its delay
+                    time.sleep(POOL_POLL_S)
                     continue
                 break
             ready, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
@@ -133,7 +138,10 @@ class ResearcherActor:
             attempt=node.attempts,
             checkpoint_location=join(self.location, "nodes", node.id, "checkpoint"),
         )
-        runner = NodeRunner.options(name=None).remote()
+        # On this actor's machine (the driver's): a worker machine that dies takes only the trial's
+        # training workers with it, never the runner that reports the loss.
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        runner = NodeRunner.options(name=None, scheduling_strategy=here).remote()
         ref = runner.run.remote(job, self_handle, self._evaluator())
         self.running[ref] = _Running(node.id, runner)
         log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
@@ -173,7 +181,7 @@ class ResearcherActor:
     def _evaluator(self) -> Any:
         from trex_ray.runtime.evaluator import evaluator_for
 
-        if self.evaluator is None:
+        if self.evaluator is None and time.time() >= self._evaluator_after:
             try:
                 self.evaluator = evaluator_for(self.task, self.run_id, self.cache_dir)
             except Exception as exc:  # nodes then evaluate by themselves (HF generate)
@@ -187,8 +195,10 @@ class ResearcherActor:
         try:
             ray.get(self.evaluator.stats.remote(), timeout=10)
         except RayActorError:
-            log.warning("the run's evaluator died; a new one serves the next nodes")
+            log.warning("the run's evaluator died; nodes evaluate by themselves, then a new one serves them")
             self.evaluator = None
+            # not at once: a new actor placed before Ray notices a dead machine may land on it
+            self._evaluator_after = time.time() + self.task.budget.retry_delay_seconds
             return False
         except Exception:  # busy or slow: alive
             pass

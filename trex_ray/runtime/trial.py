@@ -61,7 +61,9 @@ class Shipping:
         """Upload cache entries the store lacks (content-addressed: never overwritten)."""
         for local in paths:
             uri = self.remote_for(local)
-            if uri and local and local not in self.extra and Path(local).is_dir() and not is_complete_dir(uri):
+            if uri is None or local is None or local in self.extra or not Path(local).is_dir():
+                continue
+            if not is_complete_dir(uri):
                 upload_dir(local, uri)
 
     def pull(self, paths: list[str | None]) -> None:
@@ -148,10 +150,11 @@ def lost_reason(exc: BaseException) -> str | None:
         seen.add(id(exc))
         if isinstance(exc, RayActorError):
             return "a training worker died"
-        if isinstance(exc, WorkerGroupError):  # user errors come unwrapped; a dead worker fails its health check
+        if isinstance(exc, WorkerGroupError):  # user errors come unwrapped; dead workers fail health checks
             ranks = sorted(rank for rank, e in exc.worker_failures.items() if isinstance(e, died))
             return f"training worker {ranks[0]} was lost (its process or machine died)" if ranks else None
-        if isinstance(exc, ControllerError) and isinstance(exc.controller_failure, WorkerGroupStartupFailedError):
+        failure = getattr(exc, "controller_failure", None)
+        if isinstance(exc, ControllerError) and isinstance(failure, WorkerGroupStartupFailedError):
             return "the training workers could not start (a machine died)"
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return None

@@ -99,6 +99,9 @@ class Budget(Strict):
     # up to max_retries times; a raised error or a diverged loss would only fail again.
     max_retries: int = Field(default=1, ge=0, le=10)
     retry_on: tuple[FailureKind, ...] = (FailureKind.lost, FailureKind.timeout)
+    # The wait before a retried node runs again: time for Ray to notice a machine that died
+    # (its health checks), so that the retry is not placed on it again.
+    retry_delay_seconds: float = Field(default=20.0, ge=0)
 
 
 class Resources(Strict):

@@ -83,7 +83,8 @@ class LocalBackend:
         data = self.journal_path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end != len(data):
-            log.warning("journal %s: dropping a torn last line (%d bytes)", self.journal_path, len(data) - end)
+            log.warning("journal %s: dropping a torn last line (%d bytes)", self.journal_path,
+                        len(data) - end)
             with open(self.journal_path, "r+b") as f:
                 f.truncate(end)
                 os.fsync(f.fileno())
@@ -153,7 +154,8 @@ class ObjectBackend:
     def exists(self) -> bool:
         from pyarrow import fs as pafs
 
-        return bool(self._seqs()) or self.fs.get_file_info(f"{self.base}/{SNAPSHOT}").type == pafs.FileType.File
+        snapshot = self.fs.get_file_info(f"{self.base}/{SNAPSHOT}")
+        return bool(self._seqs()) or snapshot.type == pafs.FileType.File
 
     def recover(self) -> int:
         return len(_contiguous(self._seqs()))

@@ -103,5 +103,6 @@ def read_tree(run_dir: str | Path) -> SearchTree:
     """The tree of a run (a directory or a URI), live or finished, read without writing to it."""
     store = Store(run_dir, readonly=True)
     if not store.backend.exists():
-        raise FileNotFoundError(f"{run_dir}: not a trex run directory (no {JOURNAL}); give the folder `trex run` printed")
+        raise FileNotFoundError(f"{run_dir}: not a trex run directory (no {JOURNAL}); "
+                                "give the folder `trex run` printed")
     return store.replay()

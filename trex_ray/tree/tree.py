@@ -182,7 +182,7 @@ class SearchTree:
     def _on_node_requeued(self, event: Event) -> Node:
         node = self.get(event.node_id or "")
         if event.payload.get("failure"):  # a retry after a lost worker or a timeout, not a crash of ours
-            keys = ("failure", "error", "cost")
+            keys = ("failure", "error", "cost", "retry_at")
             node.failed_attempts.append({"attempt": node.attempts, **{k: event.payload.get(k) for k in keys}})
         node.status = NodeStatus.pending
         node.progress = []

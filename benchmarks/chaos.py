@@ -1,0 +1,168 @@
+"""Chaos: SIGKILL the driver N times at random moments, resume each time, count completed nodes lost.
+
+    python benchmarks/chaos.py --kills 20            # ~15 min on 2 cores (tiny data)
+    python benchmarks/chaos.py --kills 3 --json      # a smoke run
+
+Each cycle starts `trex run` (then `trex resume`) in its own process group — the driver and the
+local Ray cluster it starts — waits a random time, and SIGKILLs the whole group. After every kill,
+and at the end (a last resume that runs the search to its end), every node seen completed before
+(a result in the journal) must still be there with the same outcome, metric and checkpoint; a
+node missing or changed counts as lost. The journal's sequence numbers must stay contiguous.
+Goal: 20 kills, 0 lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, emit, machine
+
+from trex_ray.store import Store, read_tree
+
+TREX = [sys.executable, "-m", "trex_ray.cli"]
+TINY = ["data.train.0.limit=200", "data.eval.limit=50"]
+
+
+def completed(run_dir: Path) -> dict[str, tuple[str, float | None, str | None]]:
+    """Nodes with a result: id -> (outcome, metric, checkpoint)."""
+    if not (run_dir / "journal.jsonl").is_file():
+        return {}
+    return {n.id: (n.result.outcome.value, n.result.metric, n.result.checkpoint)
+            for n in read_tree(run_dir) if n.result is not None}
+
+
+def lost_since(seen: dict[str, tuple[Any, ...]], now: dict[str, tuple[Any, ...]]) -> list[str]:
+    return [node for node, record in seen.items() if now.get(node) != record]
+
+
+def contiguous(run_dir: Path) -> bool:
+    seqs = [e.seq for e in Store(run_dir, readonly=True).events()]
+    return seqs == list(range(len(seqs)))
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                pids.append(int(proc.name))
+    return pids
+
+
+def kill_group(proc: subprocess.Popen) -> int:
+    """SIGKILL the driver's process group; then any member still there, by pid. Returns leftovers."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while (left := _group_pids(proc.pid)) and time.time() < deadline:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+    return len(_group_pids(proc.pid))
+
+
+def start(run_dir: Path, first: bool, max_nodes: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    if first:
+        cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", str(max_nodes),
+               "--quiet", *TINY]
+    else:
+        cmd = [*TREX, "resume", str(run_dir), "--quiet"]
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=ROOT)
+
+
+def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: Path) -> dict[str, Any]:
+    rng = random.Random(seed)
+    run_dir, log = work / "run", work / "chaos.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TREX_TEST_FAULTS")}
+    env.setdefault("TREX_CACHE_DIR", str(work / "cache"))
+    seen: dict[str, tuple[Any, ...]] = {}
+    lost: set[str] = set()
+    cycles: list[dict[str, Any]] = []
+    done_early, killed = False, 0
+    t0 = time.time()
+    for i in range(kills):
+        fresh = not (run_dir / "journal.jsonl").exists()  # killed before its first event: run again
+        proc = start(run_dir, first=fresh, max_nodes=max_nodes, env=env, log=log)
+        delay = rng.uniform(low, high)
+        try:
+            proc.wait(timeout=delay)
+            done_early = True  # the search ended before this kill: nothing left to kill
+        except subprocess.TimeoutExpired:
+            pass
+        leftovers = 0
+        if not done_early:
+            leftovers, killed = kill_group(proc), killed + 1
+        now = completed(run_dir)
+        lost |= set(lost_since(seen, now))
+        seen |= now
+        intact = contiguous(run_dir) if now else True
+        cycles.append({"cycle": i + 1, "delay_s": round(delay, 1), "completed": len(now),
+                       "leftover_pids": leftovers, "journal_contiguous": intact})
+        print(f"kill {i + 1}/{kills} after {delay:.0f} s: {len(now)} nodes completed, "
+              f"lost so far {len(lost)}", flush=True)
+        if done_early:
+            break
+    final = start(run_dir, first=not (run_dir / "journal.jsonl").exists(), max_nodes=max_nodes, env=env,
+                  log=log)
+    final_rc = final.wait(timeout=3600)
+    end = completed(run_dir)
+    lost |= set(lost_since(seen, end))
+    tree = read_tree(run_dir)
+    return {
+        "kills": killed,
+        "resumes": len(cycles),  # the restarts after a kill, the last one included
+        "completed_nodes_lost": len(lost),
+        "lost": sorted(lost),
+        "nodes_completed_at_end": len(end),
+        "nodes_in_tree": len(tree),
+        "all_done": all(n.status.done for n in tree),
+        "finished_reason": tree.finished_reason,
+        "final_rc": final_rc,
+        "journal_contiguous": contiguous(run_dir) and all(c["journal_contiguous"] for c in cycles),
+        "leftover_pids": sum(c["leftover_pids"] for c in cycles),
+        "search_ended_before_last_kill": done_early,
+        "wall_s": round(time.time() - t0, 1),
+        "cycles": cycles,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--max-nodes", type=int, default=24, help="the search's node budget")
+    p.add_argument("--min-delay", type=float, default=8.0, help="seconds from a (re)start to a kill: low")
+    p.add_argument("--max-delay", type=float, default=45.0, help="... and high")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work-dir", help="default: a new temp folder")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="trex-chaos-"))
+    work.mkdir(parents=True, exist_ok=True)
+    result = chaos(args.kills, args.max_nodes, args.min_delay, args.max_delay, args.seed, work)
+    summary = {"benchmark": "chaos", "machine": machine(), "command": " ".join(sys.argv),
+               "work_dir": str(work), **result}
+    emit(summary, args.json, out_name="chaos.json" if args.kills >= 10 else None)
+    ok = summary["completed_nodes_lost"] == 0 and summary["all_done"] and summary["final_rc"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The benchmark scripts' building blocks (benchmarks/), and the quickest script end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import sim  # noqa: E402
+import surrogate  # noqa: E402
+from surrogate import CostModel, SurrogateExecutor, SurrogateModel  # noqa: E402
+
+from trex_ray.spec import DataOp, DataRecipe, Plan, TrainMode, TrainRecipe  # noqa: E402
+
+
+def _plan(
+    lr: float = 5e-4, epochs: float = 3, mode: str = "full", warm: bool = False, ops: tuple = ()
+) -> Plan:
+    return Plan(
+        data=DataRecipe(ops=[DataOp(op=o) for o in ops]),
+        train=TrainRecipe(mode=TrainMode(mode), learning_rate=lr, epochs=epochs, warm_start=warm),
+    )
+
+
+MODEL = SurrogateModel(start_s=50.0, epoch_s=10.0, eval_s=5.0)
+
+
+# --- the surrogate -------------------------------------------------------------------------------
+def test_surrogate_is_seeded_and_learns_with_epochs():
+    ex = SurrogateExecutor(MODEL, CostModel.from_model(MODEL), seed=3)
+    a, b = ex.simulate(_plan(epochs=1)), ex.simulate(_plan(epochs=1))
+    assert a.metric == b.metric  # same seed, same plan: same answer
+    assert (
+        SurrogateExecutor(MODEL, CostModel.from_model(MODEL), seed=4).simulate(_plan(epochs=1)).metric
+        != a.metric
+    )
+    short, long = MODEL.metric_at(_plan(), 0.3), MODEL.metric_at(_plan(), 3.0)
+    assert 0 < short < long <= 1
+    losses = [p.val_loss for p in ex.simulate(_plan(epochs=4)).points]
+    assert losses == sorted(losses, reverse=True) or losses[-1] < losses[0]
+
+
+def test_warm_start_continues_the_parent_and_pays_only_its_epochs():
+    ex = SurrogateExecutor(MODEL, CostModel.from_model(MODEL).epochs_only(), seed=0)
+    parent = ex.simulate(_plan(epochs=3))
+    child = ex.simulate(_plan(epochs=1, warm=True), parent=parent.end_state)
+    cold = ex.simulate(_plan(epochs=1))
+    assert child.end_state.p > parent.end_state.p > cold.end_state.p
+    assert child.cost() == pytest.approx(10.0 * 1 + 5.0)  # one epoch + one evaluation, no start-up
+    assert parent.cost() == pytest.approx(10.0 * 3 + 5.0)
+    assert CostModel.from_model(MODEL).epochs_only().start_s == 0
+
+
+def test_high_learning_rates_collapse_to_the_majority_label_and_lora_loss_stays_flat():
+    assert MODEL.metric_at(_plan(lr=0.05), 5.0) == pytest.approx(MODEL.m_maj, abs=0.02)
+    lora = _plan(mode="lora", lr=1e-2)
+    assert MODEL.val_at(lora, 0.0) == MODEL.val_at(lora, 5.0)
+
+
+def test_nelder_mead_and_fit_recover_a_known_model():
+    assert surrogate.nelder_mead(lambda x: (x[0] - 2) ** 2 + (x[1] + 1) ** 2, [0.0, 0.0]) == pytest.approx(
+        [2.0, -1.0], abs=1e-3
+    )
+    truth = SurrogateModel(m_top=0.8, tau=1.0, mu_full=-3.0, sigma=1.0)
+    data = []
+    for i, (lr, ep) in enumerate([(1e-4, 3), (5e-4, 1), (5e-4, 3), (1e-3, 2), (2e-3, 4), (3e-4, 6)]):
+        plan = _plan(lr=lr, epochs=ep)
+        p = ep * truth.eff(lr, TrainMode.full)
+        data.append(
+            surrogate.Observation(
+                "s",
+                plan,
+                None,
+                f"s:{i}",
+                truth.metric_at(plan, p),
+                [(1.0, truth.val_at(plan, p))],
+                100.0,
+                30.0,
+                5.0,
+                100,
+            )
+        )
+    fitted = surrogate.fit(data, SurrogateModel())
+    assert fitted.fit_info["metric_rmse"] < 0.03
+
+
+def test_the_committed_fit_loads_and_describes_itself():
+    model = SurrogateModel.load()
+    assert 0.5 < model.m_top < 1.0 and model.epoch_s > 0
+    assert "| trial |" in surrogate.describe(model)
+
+
+# --- the simulated cluster -------------------------------------------------------------------------
+class _Fixed:
+    """A strategy that runs the same three plans and stops the second at its first report."""
+
+    name = "fixed"
+
+    def __init__(self) -> None:
+        self.todo = [_plan(epochs=2), _plan(epochs=2, lr=1e-3), _plan(epochs=1, ops=("dedup",))]
+        self.ended: list[tuple[bool, bool]] = []
+
+    def next_jobs(self, free: int) -> list[sim.JobSpec]:
+        out = [sim.JobSpec(tag=i, plan=p, fractions=(0.5, 1.0)) for i, p in enumerate(self.todo[:free])]
+        self.todo = self.todo[free:]
+        return out
+
+    def on_report(self, job: sim.Job, report: sim.Report) -> sim.Action:
+        return sim.Action.STOP if job.spec.tag == 1 else sim.Action.CONTINUE
+
+    def on_end(self, job: sim.Job, last: sim.Report | None, stopped: bool) -> None:
+        self.ended.append((last is None, stopped))
+
+
+def test_engine_runs_slots_reports_and_budget():
+    costs = CostModel.from_model(MODEL).epochs_only()
+    strategy = _Fixed()
+    out = sim.Engine(SurrogateExecutor(MODEL, costs, 0), slots=2, budget=1000.0).run(strategy)
+    assert out.trials == 3 and out.stopped == 1 and len(strategy.ended) == 3
+    assert out.compute == pytest.approx(
+        25 + 10 + 9.7 + 5
+    )  # 2 epochs + eval; a stop at half; 0.97 epoch + eval
+    assert [c for c, _ in out.curve] == sorted(c for c, _ in out.curve)
+    tight = sim.Engine(SurrogateExecutor(MODEL, costs, 0), slots=2, budget=12.0).run(_Fixed())
+    assert tight.compute == pytest.approx(12.0) and not tight.curve
+
+
+def test_curve_helpers():
+    curve = [(10.0, 0.5), (30.0, 0.7), (50.0, 0.65)]
+    assert (
+        sim.best_at(curve, 5.0) is None and sim.best_at(curve, 40.0) == 0.7 and sim.best_at(curve, 60) == 0.65
+    )
+    assert sim.compute_to(curve, 0.6) == 30.0 and math.isinf(sim.compute_to(curve, 0.9))
+
+
+@pytest.mark.parametrize("name", ["trex", "greedy", "random", "tune-tpe-asha", "tune-pbt"])
+def test_every_strategy_runs_on_a_small_budget(name):
+    pytest.importorskip("optuna")
+    import search_efficiency
+
+    out = search_efficiency.run_one(name, 0, MODEL, CostModel.from_model(MODEL).epochs_only(), 4, 400.0)
+    assert out.trials >= 4 and out.compute == pytest.approx(400.0, rel=0.05) and out.curve
+
+
+def test_summary_ratio_is_trex_over_the_best_peer():
+    import search_efficiency
+
+    def outcome(curve):
+        return sim.Outcome(curve=curve, observed=curve, trials=1)
+
+    runs = {
+        "trex": {0: outcome([(100.0, 0.8)])},
+        "greedy": {0: outcome([(400.0, 0.8)])},
+        "random": {0: outcome([(200.0, 0.805)])},
+    }
+    s = search_efficiency.summarize(runs, budget=1000.0, tolerance=0.01)
+    assert s["per_seed"][0]["best_peer"] == "random" and s["compute_to_target_ratio"] == 0.5
+    assert s["censored_seeds"] == 0 and s["trex_beats_best_peer_seeds"] == "1/1"
+
+
+# --- overhead, utilization, gpu_train building blocks ------------------------------------------------
+def test_decision_latency_on_a_small_synthetic_tree():
+    import overhead
+
+    row = overhead.decision_latency(150, decisions=5, warmup=1)
+    assert row["nodes"] == 150 and row["decisions"] == 5 and row["p50_ms"] > 0
+
+
+def test_ideal_busy_and_measure():
+    import utilization
+
+    assert utilization.ideal_busy([4.0, 4.0, 4.0, 4.0], 2) == pytest.approx(1.0)
+    assert utilization.ideal_busy([8.0, 1.0, 1.0], 2) == pytest.approx(10 / 16)
+
+    class Node:
+        def __init__(self, i, start, end):
+            from trex_ray.spec import Outcome, Result
+
+            self.id, self.started_at = f"n{i}", start - 0.5
+            self.result = Result(
+                outcome=Outcome.finished,
+                metric=0.5,
+                provenance={"held": {"start": start, "end": end, "gpus": 1}},
+            )
+
+    m = utilization.measure([Node(0, 0.0, 10.0), Node(1, 0.0, 5.0), Node(2, 5.0, 10.0)], gpus=2)
+    assert m["busy_fraction"] == pytest.approx(1.0) and m["start_to_gpu_s_median"] == pytest.approx(0.5)
+
+
+def test_gpu_train_compare_and_a_tiny_raw_step():
+    pytest.importorskip("transformers")
+    import gpu_train
+
+    row = gpu_train.run_raw("tiny", "cpu", warmup=1, steps=1)
+    assert row["tokens_per_s"] > 0 and len(row["losses"]) == 2 and row["mfu"] is None
+    ds = {**row, "variant": "ds_trex", "tokens_per_s": row["tokens_per_s"] * 0.9}
+    entry = gpu_train.compare([row, ds], ["tiny"])["tiny"]
+    assert entry["ds_over_raw"] == pytest.approx(0.9) and entry["ds_trex_loss_rel_diff_first10"] == 0.0
+
+
+@pytest.mark.slow
+def test_search_efficiency_quick_prints_its_json_last(tmp_path):
+    pytest.importorskip("optuna")
+    cmd = [
+        sys.executable,
+        str(BENCH / "search_efficiency.py"),
+        "--quick",
+        "--json",
+        "--seeds",
+        "2",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    assert (tmp_path / "search_efficiency-quick-epochs.png").stat().st_size > 0
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["benchmark"] == "search_efficiency" and summary["compute_to_target_ratio"] > 0
+    assert set(summary["strategies"]) == {"trex", "greedy", "random", "tune-tpe-asha", "tune-pbt"}

@@ -1,0 +1,137 @@
+"""Faults injected into real runs (embedded Ray cluster, `trex run` in a subprocess) and survived.
+
+* a trial that raises, one whose loss is NaN, one that hangs past its timeout (``TREX_TEST_FAULTS``,
+  runtime/faults.py): classified error / diverged / timeout; the timed-out one is retried and
+  completes; the search goes on;
+* ``trex status`` from another process finds the live Researcher actor, later reads the store;
+* the Researcher actor killed (``ray.kill(no_restart=False)``): Ray restarts it, it resumes from
+  the store, the driver re-issues ``run`` and the run completes with every completed node intact.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from trex_ray.store import read_tree
+from trex_ray.tree import EventKind, NodeStatus
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TREX = [sys.executable, "-m", "trex_ray.cli"]
+FAST = ["data.train.0.limit=400", "data.eval.limit=100"]
+
+
+def _env(cache: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TREX_TEST_FAULTS")}
+    return env | {"TREX_CACHE_DIR": str(cache)} | extra
+
+
+def _journal(run_dir: Path) -> list[dict]:
+    import json
+
+    path = run_dir / "journal.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def _count(run_dir: Path, kind: EventKind) -> int:
+    return sum(e["kind"] == kind.value for e in _journal(run_dir))
+
+
+def _wait(proc: subprocess.Popen, check, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        assert proc.poll() is None, f"the run ended before {what}"
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _done(run_dir: Path) -> dict[str, float | None]:
+    done = (NodeStatus.finished, NodeStatus.pruned)
+    return {n.id: n.metric for n in read_tree(run_dir) if n.status in done}
+
+
+def test_raise_nan_and_hang_are_classified_retried_and_the_search_goes_on(
+        tmp_path: Path, shared_cache: Path) -> None:
+    run_dir = tmp_path / "run"
+    env = _env(shared_cache, TREX_TEST_FAULTS="n1=raise,n2=nan,n3=hang@1")
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "4", "--quiet", *FAST,
+           "budget.trial_timeout_seconds=120", "budget.retry_delay_seconds=1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait(proc, lambda: _count(run_dir, EventKind.node_started) >= 2, 600, "trials to start")
+        live = subprocess.run([*TREX, "status", str(run_dir)], env=_env(shared_cache), capture_output=True,
+                              text=True, timeout=180)
+        assert live.returncode == 0, live.stderr
+        assert "live (Researcher actor answering)" in live.stdout, live.stdout + live.stderr
+        out, err = proc.communicate(timeout=1500)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    assert proc.returncode == 0, err[-3000:]
+    tree = read_tree(run_dir)
+    n1, n2, n3 = tree.get("n1"), tree.get("n2"), tree.get("n3")
+    assert n1.status is NodeStatus.failed and n1.result.failure.value == "error", n1.result  # type: ignore[union-attr]
+    assert "injected fault" in (n1.result.error or "") and not n1.failed_attempts  # type: ignore[union-attr]
+    assert n2.status is NodeStatus.failed and n2.result.failure.value == "diverged", n2.result  # type: ignore[union-attr]
+    assert [a["failure"] for a in n3.failed_attempts] == ["timeout"] and n3.attempts == 2
+    assert n3.status.done and n3.result is not None and n3.result.failure is None, n3.result  # the retry ran
+    assert all(n.status.done for n in tree) and tree.finished_reason and len(tree) == 5
+    assert tree.get("n0").visits == sum(1 for n in tree if n.result is not None)  # one backup per result
+    after = subprocess.run([*TREX, "status", str(run_dir)], env=_env(shared_cache), capture_output=True,
+                           text=True, timeout=180)
+    assert after.returncode == 0 and "finished (" in after.stdout and "live" not in after.stdout
+
+
+KILL = textwrap.dedent(
+    """
+    import sys, ray
+    from trex_ray.runtime.auth import align_auth_mode
+    from trex_ray.runtime.researcher_actor import NAMESPACE, actor_name
+    align_auth_mode()
+    ray.init(address=open(sys.argv[1] + "/ray_address").read().strip(), namespace=NAMESPACE,
+             log_to_driver=False)
+    actor = ray.get_actor(actor_name(sys.argv[2]), namespace=NAMESPACE)
+    ray.kill(actor, no_restart=False)
+    print("killed")
+    """
+)
+
+
+def test_the_researcher_actor_killed_restarts_and_resumes_from_the_store(
+        tmp_path: Path, shared_cache: Path) -> None:
+    run_dir = tmp_path / "run"
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "4", "--quiet", *FAST]
+    proc = subprocess.Popen(cmd, env=_env(shared_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        two_done = lambda: _count(run_dir, EventKind.node_finished) >= 2  # noqa: E731
+        _wait(proc, lambda: two_done() and (run_dir / "ray_address").is_file(), 900, "two finished nodes")
+        before = _done(run_dir)
+        killer = subprocess.run([sys.executable, "-c", KILL, str(run_dir), run_dir.name],
+                                env=_env(shared_cache), capture_output=True, text=True, timeout=180)
+        assert killer.returncode == 0 and "killed" in killer.stdout, killer.stderr[-2000:]
+        out, err = proc.communicate(timeout=1500)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    assert proc.returncode == 0, err[-3000:]
+    assert "the Researcher actor died" in err
+    tree = read_tree(run_dir)
+    after = _done(run_dir)
+    for node_id, metric in before.items():
+        assert after.get(node_id, "lost") == metric, f"{node_id} changed or vanished"
+    assert all(n.status.done for n in tree) and tree.finished_reason and len(tree) == 5
+    starts = [e for e in _journal(run_dir) if e["kind"] == "run_started"]
+    assert len(starts) == 1  # the restarted actor resumed the run, it did not start another
