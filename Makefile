@@ -8,7 +8,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo test test-fast test-distributed chaos lint clean
 
 install: $(STAMP)
 
@@ -22,13 +22,22 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/trex run sentiment --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/trex run sentiment --max-nodes 16 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q
 
 test-fast: install
 	$(PY) -m pytest -q -m "not ray and not slow"
+
+# Multi-node placement, injected faults, `ray job submit`, S3 storage (also part of `make test`).
+test-distributed: install
+	$(PY) -m pytest -q tests/test_distributed.py tests/test_faults_ray.py tests/test_jobs.py tests/test_s3_run.py \
+		tests/test_store_contract.py tests/test_loop_ray.py
+
+# 20 random SIGKILLs of the driver, 20 resumes, completed nodes lost (benchmarks/RESULTS.md).
+chaos: install
+	$(PY) benchmarks/chaos.py --kills 20
 
 lint: install
 	$(VENV)/bin/ruff check trex_ray tests benchmarks

@@ -3,12 +3,13 @@
     python benchmarks/chaos.py --kills 20            # ~15 min on 2 cores (tiny data)
     python benchmarks/chaos.py --kills 3 --json      # a smoke run
 
-Each cycle starts `trex run` (then `trex resume`) in its own process group — the driver and the
-local Ray cluster it starts — waits a random time, and SIGKILLs the whole group. After every kill,
-and at the end (a last resume that runs the search to its end), every node seen completed before
-(a result in the journal) must still be there with the same outcome, metric and checkpoint; a
-node missing or changed counts as lost. The journal's sequence numbers must stay contiguous.
-Goal: 20 kills, 0 lost.
+Each cycle starts `trex run` (then `trex resume`) in its own process group (the driver and the
+local Ray cluster it starts), waits until the run is active again (a new journal event), then a
+random time, and SIGKILLs the whole group: kills land mid-trial, mid-evaluation, mid-journal.
+After every kill, and at the end (a last resume runs the search to its end), every node seen
+completed before (a result in the journal) must still be there with the same outcome, metric
+and checkpoint; a node missing or changed counts as lost. The journal's sequence numbers must
+stay contiguous. Goal: 20 kills, 0 lost.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from common import ROOT, emit, machine
 from trex_ray.store import Store, read_tree
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
-TINY = ["data.train.0.limit=200", "data.eval.limit=50"]
+# Tiny data, HF generate (no vLLM engine to start again after every kill): trials of seconds.
+TINY = ["data.train.0.limit=200", "data.eval.limit=50", "eval.backend=hf"]
 
 
 def completed(run_dir: Path) -> dict[str, tuple[str, float | None, str | None]]:
@@ -42,6 +44,18 @@ def completed(run_dir: Path) -> dict[str, tuple[str, float | None, str | None]]:
 
 def lost_since(seen: dict[str, tuple[Any, ...]], now: dict[str, tuple[Any, ...]]) -> list[str]:
     return [node for node, record in seen.items() if now.get(node) != record]
+
+
+def journal_lines(run_dir: Path) -> int:
+    path = run_dir / "journal.jsonl"
+    return path.read_bytes().count(b"\n") if path.is_file() else 0
+
+
+def wait_active(proc: subprocess.Popen, run_dir: Path, before: int, timeout: float = 300) -> None:
+    """Until the (re)started run writes an event: its cluster is up and its Researcher at work."""
+    deadline = time.time() + timeout
+    while journal_lines(run_dir) <= before and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
 
 
 def contiguous(run_dir: Path) -> bool:
@@ -100,7 +114,9 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
     t0 = time.time()
     for i in range(kills):
         fresh = not (run_dir / "journal.jsonl").exists()  # killed before its first event: run again
+        before = journal_lines(run_dir)
         proc = start(run_dir, first=fresh, max_nodes=max_nodes, env=env, log=log)
+        wait_active(proc, run_dir, before)
         delay = rng.uniform(low, high)
         try:
             proc.wait(timeout=delay)
@@ -148,8 +164,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--max-nodes", type=int, default=24, help="the search's node budget")
-    p.add_argument("--min-delay", type=float, default=8.0, help="seconds from a (re)start to a kill: low")
-    p.add_argument("--max-delay", type=float, default=45.0, help="... and high")
+    p.add_argument("--min-delay", type=float, default=0.0,
+                   help="seconds from the run's first new event to the kill: low")
+    p.add_argument("--max-delay", type=float, default=60.0, help="... and high")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", help="default: a new temp folder")
     p.add_argument("--json", action="store_true")

@@ -79,6 +79,7 @@ def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None =
     with ProgressDisplay(task, Path(paths.run_dir), live=live) as display:
         _wait_for(actor, display)
     ray.kill(actor)
+    (paths.run_dir / ADDRESS_HINT).unlink(missing_ok=True)  # nothing live to find any more
     return read_tree(paths.location), (paths.location if paths.remote else paths.run_dir)
 
 
