@@ -43,14 +43,16 @@ class ProgressDisplay:
             state = f"{node['status']}:{node['metric']}"
             if self._seen.get(node["id"]) != state:
                 self._seen[node["id"]] = state
-                metric = f" {status['metric_name']}={node['metric']:.4f}" if node["metric"] is not None else ""
+                metric = "" if node["metric"] is None else f" {status['metric_name']}={node['metric']:.4f}"
                 self.console.print(f"[{time.time() - self._t0:6.0f}s] {node['id']} {node['status']}{metric}  "
                                    f"{node['plan']}", highlight=False)
 
     def _table(self, status: dict[str, Any]) -> Table:
         best = status.get("best") or {}
-        title = (f"{status['task']} — {len(status['nodes'])} nodes, {status['counts'].get('running', 0)} running, "
-                 f"best {best.get('metric', '-')} ({best.get('node_id', '-')}), {time.time() - self._t0:.0f}s")
+        running = status["counts"].get("running", 0)
+        title = (f"{status['task']} — {len(status['nodes'])} nodes, {running} running, "
+                 f"best {best.get('metric', '-')} ({best.get('node_id', '-')}), "
+                 f"{time.time() - self._t0:.0f}s")
         table = Table(title=title, expand=False)
         for col in ("node", "parent", "status", status["metric_name"], "plan"):
             table.add_column(col)

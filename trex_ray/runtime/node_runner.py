@@ -3,9 +3,9 @@
 It holds no resources itself: training runs in Ray Train workers holding the trial's
 resources (a placement group: ``num_workers`` bundles of CPUs / GPUs / memory, laid out by
 ``resources.placement_strategy``), and the Researcher counts trial slots so no more nodes run
-than resources allow. Finished nodes are records in the store; the actor goes away with its
-result. With an object-store ``storage_path`` the trial's inputs and checkpoint travel through
-the bucket (``runtime/trial.py``), so its workers may sit on any machine.
+than resources allow. Finished nodes are records in the store; a healthy runner then serves
+the next node (``runtime/runners.py``). With an object-store ``storage_path`` the trial's inputs
+and checkpoint travel through the bucket (``runtime/trial.py``), so its workers may sit on any machine.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PROGRESS_TIMEOUT_S = 30.0
 
 @dataclass
 class ProgressRelay:
-    """Picklable progress callback: forwards a trial's report to the Researcher actor, returns its decision."""
+    """Picklable progress callback: a trial's report to the Researcher actor, its decision back."""
 
     researcher: Any  # ActorHandle
     node_id: str
@@ -62,6 +62,16 @@ class NodeJob:
 
 @ray.remote(num_cpus=0)
 class NodeRunner:
+    """Runs nodes one at a time; the Researcher reuses a healthy runner for later nodes
+    (``runtime/runners.py``), so the imports below are paid once per process, by ``warm``."""
+
+    def warm(self) -> bool:
+        import trex_ray.execute.run_plan  # noqa: F401 - data ops, training, evaluation
+        import trex_ray.runtime.evaluator  # noqa: F401
+        import trex_ray.runtime.train_launcher  # noqa: F401 - Ray Train
+
+        return True
+
     def run(self, job: NodeJob, researcher: Any, evaluator: Any = None) -> dict[str, Any]:
         """``evaluator``: the run's Evaluator actor (runtime/evaluator.py), or None to evaluate here."""
         from trex_ray.execute.run_plan import run_plan

@@ -21,6 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from trex_ray.research import Researcher
 from trex_ray.runtime.node_runner import NodeJob, NodeRunner
+from trex_ray.runtime.runners import RunnerPool
 from trex_ray.spec import Cost, FailureKind, Outcome, Progress, Resources, Result, TaskSpec, TrainMode
 from trex_ray.store import Store
 from trex_ray.store.files import join
@@ -84,6 +85,7 @@ class ResearcherActor:
         self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
         self.evaluator: Any = None  # the run's Evaluator (runtime/evaluator.py), made at the first dispatch
         self._evaluator_after = 0.0  # no new evaluator before this time (after one died)
+        self.runners = RunnerPool(make=self._new_runner)  # warm NodeRunners reused across nodes
 
     def _profile(self) -> dict[str, Any]:
         from trex_ray.execute.data import profile
@@ -97,6 +99,9 @@ class ResearcherActor:
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self_handle = ray.get_runtime_context().current_actor
+        # Warm runners for this run's slots; their imports overlap the first decisions. Under `trex bench`
+        # (a SlotPool shared by many researchers) none are kept idle, so memory stays bounded by the slots.
+        self.runners.fill(0 if self.pool is not None else trial_slots(self.task.resources))
         while True:
             want = trial_slots(self.task.resources) - len(self.running)
             free = self._acquire(want)
@@ -118,6 +123,7 @@ class ResearcherActor:
             self._enforce_timeouts()
         reason = self.researcher.stop_reason() or "nothing left to try"
         self.researcher.finish(reason)
+        self.runners.close()
         self._close_evaluator()
         if self.pool is not None:
             self.pool.leave.remote(self.run_id)
@@ -138,13 +144,17 @@ class ResearcherActor:
             attempt=node.attempts,
             checkpoint_location=join(self.location, "nodes", node.id, "checkpoint"),
         )
-        # On this actor's machine (the driver's): a worker machine that dies takes only the trial's
-        # training workers with it, never the runner that reports the loss.
-        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-        runner = NodeRunner.options(name=None, scheduling_strategy=here).remote()
+        runner = self.runners.take()
         ref = runner.run.remote(job, self_handle, self._evaluator())
         self.running[ref] = _Running(node.id, runner)
         log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
+
+    @staticmethod
+    def _new_runner() -> Any:
+        # On this actor's machine (the driver's): a worker machine that dies takes only the trial's
+        # training workers with it, never the runner that reports the loss.
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        return NodeRunner.options(name=None, scheduling_strategy=here).remote()
 
     def _collect(self, ref: Any) -> None:
         job = self.running.pop(ref)
@@ -160,7 +170,8 @@ class ResearcherActor:
         if result.failure is FailureKind.error and not self._evaluator_alive():  # its machine died
             result = result.model_copy(update={"failure": FailureKind.lost,
                                                "error": f"the run's evaluator was lost ({result.error})"})
-        ray.kill(job.runner)
+        # a runner whose trial failed in any way is not trusted with the next node
+        self.runners.give_back(job.runner, healthy=result.failure is None)
         self._release(1)
         self.researcher.on_result(job.node_id, result)
         log.info("%s %s metric=%s", job.node_id, result.outcome.value, result.metric)
@@ -170,7 +181,7 @@ class ResearcherActor:
         for ref, job in list(self.running.items()):
             if time.time() - job.started > limit:
                 log.warning("%s ran past %.0f s: killed", job.node_id, limit)
-                ray.kill(job.runner)
+                self.runners.discard(job.runner)
                 self.running.pop(ref)
                 self._release(1)
                 held = _held(self.task.resources)
