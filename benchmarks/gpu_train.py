@@ -140,17 +140,18 @@ def _sync(device: str) -> None:
 
 
 def _timed(step: Any, batches: list[Any], warmup: int, steps: int, device: str) -> tuple[float, list[float]]:
-    """Seconds per step (median of per-step times after warm-up) and every step's loss."""
-    losses, times = [], []
-    for i in range(warmup + steps):
-        _sync(device)
-        t0 = time.perf_counter()
+    """Seconds per step after warm-up, and every step's loss. The timed steps run back to back with
+    one wait for the GPU at the end (as a training loop that does not read the loss every step), so
+    the host queues the next step's kernels while the GPU works."""
+    losses = []
+    for i in range(warmup):
         losses.append(step(batches[i % len(batches)]))
         _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2], [float(x) for x in losses]
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        losses.append(step(batches[i % len(batches)]))
+    _sync(device)
+    return (time.perf_counter() - t0) / max(1, steps), [float(x) for x in losses]
 
 
 def _profile(step: Any, batches: list[Any], device: str, path: Path) -> None:
@@ -172,8 +173,9 @@ def _profile(step: Any, batches: list[Any], device: str, path: Path) -> None:
 
 
 def _compile_layers(model: Any) -> None:
-    for layer in model.model.layers:
-        layer.compile()
+    from trex_ray.execute.train import compile_layers  # what a trex trial does (resources.compile)
+
+    compile_layers(model)
 
 
 def _measure(

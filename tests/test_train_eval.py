@@ -54,6 +54,23 @@ def _learned(result: Result) -> None:
     assert result.curve[-1].fraction == 1.0 and result.curve[-1].val_loss is not None
 
 
+class _ReadLossEvery4(InProcessLauncher):
+    """Reads the loss on the host every 4 steps, as a GPU run does (``train.SYNC_EVERY``)."""
+
+    def launch(self, loop, config):  # type: ignore[no-untyped-def]
+        return super().launch(loop, {**config, "sync_every": 4})
+
+
+def test_reading_the_loss_every_few_steps_changes_nothing(full_parent: Result, cache: Path,
+                                                          tmp_path: Path) -> None:
+    ctx = RunContext(task=TASK, node_id="n", work_dir=tmp_path / "n", cache_dir=cache,
+                     launcher=_ReadLossEvery4())
+    again = run_plan(_small(mode="full", learning_rate=1e-3), ctx)
+    assert again.metric == full_parent.metric and again.cost.train_steps == full_parent.cost.train_steps
+    assert [p.model_dump() for p in again.curve] == [p.model_dump() for p in full_parent.curve]
+    assert again.cost.train_tokens == full_parent.cost.train_tokens
+
+
 def test_full_fine_tuning_zero0_reduces_the_loss(full_parent: Result) -> None:
     _learned(full_parent)
     assert (Path(full_parent.checkpoint) / "model.safetensors").is_file()  # type: ignore[arg-type]

@@ -29,7 +29,9 @@ class TrainLauncher(Protocol):
     inside Ray Train's TorchTrainer with the trial's resources.
     """
 
-    def launch(self, loop: Callable[[dict[str, Any]], dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]: ...
+    def launch(
+        self, loop: Callable[[dict[str, Any]], dict[str, Any]], config: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 @dataclass

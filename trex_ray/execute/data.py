@@ -48,7 +48,9 @@ logger = logging.getLogger(__name__)
 DATA_FORMAT_VERSION = 2  # bump when prepare's output changes, so that caches invalidate
 VAL_FRACTION, VAL_MAX = 0.10, 200
 MAX_DROP = 0.3  # the noise filter never drops more than this fraction
-NOISE_DEFAULTS: dict[str, Any] = {"threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto", "max_drop": MAX_DROP}
+NOISE_DEFAULTS: dict[str, Any] = {
+    "threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto", "max_drop": MAX_DROP,
+}
 
 
 class DataError(ValueError):

@@ -81,6 +81,7 @@ def train_config(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> di
         "max_seq_len": ctx.task.model.max_seq_len, "parent_checkpoint": parent,
         "parent_adapter": parent_adapter, "progress": ctx.on_progress,
         "num_threads": max(1, int(ctx.task.resources.cpus_per_worker)),
+        "compile": ctx.task.resources.compile,
     }
 
 

@@ -6,7 +6,11 @@ and numbers only (plus an optional picklable progress callback)::
 
     {"base_dir", "train_path", "val_path", "output_dir", "mode", "recipe": TrainRecipe dict,
      "seed", "max_seq_len", "parent_checkpoint", "parent_adapter", "progress", "num_threads",
-     "val_max_examples"}
+     "val_max_examples", "compile", "sync_every"}
+
+On a GPU the step is kept on the device: the optimizer is fused AdamW, the loss reaches the host
+only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``auto``: on a GPU for
+runs of at least ``COMPILE_MIN_STEPS`` steps) each decoder layer is compiled by ``torch.compile``.
 
 It returns ``{"steps", "tokens", "curve", "final_train_loss", "checkpoint", "adapter",
 "base_model", "stopped", "diverged", "error", "timings"}``; rank 0's return value is the run's.
@@ -38,6 +42,8 @@ IGNORE = -100
 Loop = Callable[[dict[str, Any]], dict[str, Any]]
 DIVERGENCE_FACTOR = 3.0
 EMA = 0.9
+SYNC_EVERY = 8  # steps between reads of the loss on the host (a read waits for the GPU)
+COMPILE_MIN_STEPS = 300  # compiling the layers pays for itself on a GPU from about here
 
 
 def ensure_torch_extensions_dir() -> str:
@@ -108,6 +114,8 @@ def _init_distributed() -> tuple[int, int]:
 
     ensure_torch_extensions_dir()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():  # this worker's GPU among those its machine's workers see
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 
@@ -124,12 +132,30 @@ def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
 
 
 def _optimizer(model: torch.nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    """AdamW without decay on biases and norms; fused on a GPU (one kernel for the whole update)."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": recipe.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.learning_rate, foreach=False)
+    fused = bool(params) and params[0].is_cuda
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.learning_rate,
+                             fused=fused, foreach=False if not fused else None)
+
+
+def should_compile(setting: str, steps: int) -> bool:
+    """``on`` / ``off``, or ``auto``: on a GPU, for runs long enough to repay the compile time."""
+    if setting == "auto":
+        return torch.cuda.is_available() and steps >= COMPILE_MIN_STEPS
+    return setting == "on"
+
+
+def compile_layers(model: torch.nn.Module) -> int:
+    """Regional compilation: each decoder layer on its own (fast to compile, same graph reused)."""
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    for layer in layers:
+        layer.compile()
+    return len(layers)
 
 
 def ds_config(recipe: TrainRecipe, micro_batch: int) -> dict[str, Any]:
@@ -148,6 +174,8 @@ def ds_config(recipe: TrainRecipe, micro_batch: int) -> dict[str, Any]:
 def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int) -> Any:
     import deepspeed
 
+    if torch.cuda.is_available():  # the optimizer is made on the GPU, so that it can be fused
+        model.to(torch.device("cuda", torch.cuda.current_device()))
     optimizer = _optimizer(model, recipe)
     warmup = int(recipe.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
@@ -170,7 +198,8 @@ class _Run:
         self.progress: Callable[[Progress], Decision] | None = config.get("progress")
         self.timings: dict[str, float] = {}
         self.curve: list[Progress] = []
-        self.step = self.tokens = 0
+        self.step = self.tokens = self.pending_tokens = 0
+        self.sync_every = int(config.get("sync_every") or (SYNC_EVERY if torch.cuda.is_available() else 1))
         self.ema: float | None = None
         self.initial: float | None = None
         self.window: list[float] = []
@@ -192,6 +221,8 @@ class _Run:
         self.total = max(1, math.ceil(self.recipe.epochs * per_epoch))
         self.warmup = int(self.recipe.warmup_ratio * self.total)
         self.timings["load_s"] = time.perf_counter() - t0
+        if should_compile(str(c.get("compile", "auto")), self.total):
+            self.timings["compiled_layers"] = compile_layers(self.model)
         t0 = time.perf_counter()
         self.engine = _engine(self.model, self.recipe, self.micro, self.total)
         self.timings["deepspeed_init_s"] = time.perf_counter() - t0
@@ -213,33 +244,34 @@ class _Run:
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.engine.device) for k, v in batch.items()}
 
-    def _sum_across(self, values: list[float]) -> list[float]:
-        if self.world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64, device=self.engine.device)
-        dist.all_reduce(t)
-        return [float(v) for v in t.tolist()]
-
-    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
-        """One optimizer step; returns the loss averaged over workers (the same on every rank)."""
+    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One optimizer step; returns this worker's loss, still on the device (no wait for the GPU)."""
         self.engine.train()
-        batch = self._to_device(batch)
-        loss = self.engine(**batch).loss
-        total, tokens = self._sum_across([float(loss.detach().float()), float(batch["attention_mask"].sum())])
-        if math.isfinite(total):
-            self.engine.backward(loss)
-            self.engine.step()
+        self.pending_tokens += int(batch["attention_mask"].sum())  # on the host: no sync
+        loss = self.engine(**self._to_device(batch)).loss
+        self.engine.backward(loss)
+        self.engine.step()
         self.step += 1
-        self.tokens += int(tokens)
-        return total / self.world
+        return loss.detach().float()
 
-    def diverged(self, loss: float) -> bool:
+    def sync(self, losses: list[torch.Tensor]) -> list[float]:
+        """The losses of the last steps averaged over workers, on the host (one wait, one all-reduce)."""
+        tokens = torch.tensor(float(self.pending_tokens), device=losses[0].device)
+        t = torch.stack([*losses, tokens]).double()
+        if self.world > 1:
+            dist.all_reduce(t)
+        values = t.tolist()
+        self.tokens += int(values[-1])
+        self.pending_tokens = 0
+        return [v / self.world for v in values[:-1]]
+
+    def diverged(self, loss: float, step: int) -> bool:
         """Non-finite loss, or the smoothed loss above 3x the first loss once warmup is over."""
         if not math.isfinite(loss):
             return True
         self.initial = loss if self.initial is None else self.initial
         self.ema = loss if self.ema is None else EMA * self.ema + (1 - EMA) * loss
-        return self.step > max(self.warmup, 1) and self.ema > DIVERGENCE_FACTOR * self.initial
+        return step > max(self.warmup, 1) and self.ema > DIVERGENCE_FACTOR * self.initial
 
     @torch.no_grad()
     def val_loss(self) -> float | None:
@@ -281,21 +313,29 @@ class _Run:
         """Train to the planned step count; returns 'finished', 'stopped' or 'diverged'."""
         t0, c0 = time.perf_counter(), time.process_time()
         marks, batches = self.report_steps(), self.batches()
-        status = "finished"
-        while self.step < self.total:
-            loss = self.train_step(next(batches))
-            self.window.append(loss)
-            if self.diverged(loss):
-                self.curve.append(Progress(fraction=self.step / self.total, step=self.step,
-                                           train_loss=loss if math.isfinite(loss) else 1e30))
-                status = "diverged"
-                break
-            if self.step in marks and self.report() is Decision.STOP and self.step < self.total:
+        status, pending = "finished", []
+        while self.step < self.total and status == "finished":
+            pending.append(self.train_step(next(batches)))
+            if len(pending) < self.sync_every and self.step not in marks and self.step < self.total:
+                continue
+            status = self._check(self.sync(pending), self.step - len(pending) + 1)
+            pending = []
+            if status == "finished" and self.step in marks and self.report() is Decision.STOP \
+                    and self.step < self.total:
                 status = "stopped"
-                break
         self.timings["train_s"] = time.perf_counter() - t0
         self.timings["train_cpu_s"] = time.process_time() - c0
         return status
+
+    def _check(self, losses: list[float], first_step: int) -> str:
+        """Take the synced losses of steps ``first_step``...; 'diverged' at the first bad one."""
+        for step, loss in enumerate(losses, start=first_step):
+            self.window.append(loss)
+            if self.diverged(loss, step):
+                self.curve.append(Progress(fraction=step / self.total, step=step,
+                                           train_loss=loss if math.isfinite(loss) else 1e30))
+                return "diverged"
+        return "finished"
 
     def save(self, output_dir: str) -> None:
         t0 = time.perf_counter()
