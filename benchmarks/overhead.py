@@ -1,9 +1,9 @@
 """Orchestration overhead: no-op trials through trex vs Ray Tune, and decision latency vs tree size.
 
 1. **Dispatch**: ``--trials`` no-op trials through the real ``ResearcherActor`` + ``NodeRunner`` path
-   (heuristic planner, fsync'd journal, one NodeRunner actor per node) with ``run_plan`` replaced by a
-   no-op in every Ray worker (a ``worker_process_setup_hook``: ``bench_hooks.setup_noop``), against the same
-   number of no-op function trials through ``ray.tune.Tuner`` with the same concurrency.
+   (heuristic planner, fsync'd journal, warm NodeRunner actors reused across nodes) with ``run_plan``
+   replaced by a no-op in every Ray worker (a ``worker_process_setup_hook``: ``bench_hooks.setup_noop``),
+   against the same number of no-op function trials through ``ray.tune.Tuner`` with the same concurrency.
    ``overhead_ratio`` = trex wall / Tune wall.
 2. **Decision latency**: result in -> next dispatch (``Researcher.on_result`` + ``next_nodes(1)``, journal
    on tmpfs, snapshots every 50 events as in a run) on synthetic trees of 10^2, 10^3, 10^4 nodes built
@@ -105,32 +105,6 @@ def trex_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
         "per_trial_ms": round(1000 * wall / max(1, done), 1),
         "peak_running": out.get("peak_running"),
         "reason": out.get("reason"),
-    }
-
-
-def trex_pooled(trials: int, cpus_per_trial: float, cpus: int) -> dict[str, Any]:
-    """The prototype of runner_pool.py: the same loop with warm, reused NodeRunners."""
-    from runner_pool import run_pooled
-
-    from trex_ray.ftbench.registry import builtin_task
-    from trex_ray.spec import Budget, Resources
-    from trex_ray.store import read_tree
-
-    task = _hf_eval(builtin_task("sentiment")).model_copy(
-        update={"budget": Budget(max_nodes=trials), "resources": Resources(cpus_per_worker=cpus_per_trial)}
-    )
-    run_dir = Path(tempfile.mkdtemp(prefix="trex-overhead-pool-"))
-    try:
-        out = run_pooled(task, run_dir / "run", run_dir / "cache", max(1, int(cpus / cpus_per_trial)))
-        tree = read_tree(run_dir / "run")
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    done = sum(1 for n in tree if n.result is not None)
-    return {
-        **_where_time_goes(tree),
-        **out,
-        "results": done,
-        "per_trial_ms": round(1000 * out["wall_s"] / done, 1),
     }
 
 
@@ -330,12 +304,6 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=None)
     ap.add_argument("--skip-dispatch", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument(
-        "--runner-pool",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also measure the warm NodeRunner pool prototype (runner_pool.py)",
-    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     trials = args.trials or (40 if args.quick else 100)
@@ -359,7 +327,6 @@ def main() -> None:
         _init_ray(args.cpus, hook=True)
         try:
             trex = trex_noop(trials, args.cpus_per_trial)
-            pooled = trex_pooled(trials, args.cpus_per_trial, args.cpus) if args.runner_pool else None
         finally:
             ray.shutdown()
         summary.update(
@@ -371,14 +338,6 @@ def main() -> None:
                 "tune": tune,
                 "overhead_ratio": round(trex["wall_s"] / tune["wall_s"], 3),
                 "overhead_ratio_incl_setup": round((trex["wall_s"] + trex["setup_s"]) / tune["wall_s"], 3),
-                **(
-                    {
-                        "trex_runner_pool_prototype": pooled,
-                        "overhead_ratio_runner_pool": round(pooled["wall_s"] / tune["wall_s"], 3),
-                    }
-                    if pooled
-                    else {}
-                ),
                 "load_before_dispatch": [round(x, 2) for x in load_before],
             }
         )

@@ -53,9 +53,7 @@ def run(
     nodes: int,
     gpus_per_node: int,
     cpus_per_node: int,
-    pool: bool = False,
 ) -> dict[str, Any]:
-    """``pool``: the warm-NodeRunner prototype (runner_pool.py) instead of the ResearcherActor."""
     import ray
 
     from trex_ray.ftbench.registry import builtin_task
@@ -87,23 +85,17 @@ def run(
                 "resources": Resources(cpus_per_worker=0.25, gpus_per_worker=1),
             }
         )
+        actor = ResearcherActor.remote(
+            str(run_dir / "run"),
+            task.model_dump(mode="json"),
+            "util",
+            str(run_dir),
+            str(run_dir / "cache"),
+        )
+        ray.get(actor.ping.remote(), timeout=600)
         t0 = time.time()
-        if pool:
-            from runner_pool import run_pooled
-
-            out = run_pooled(task, run_dir / "run", run_dir / "cache", nodes * gpus_per_node)
-        else:
-            actor = ResearcherActor.remote(
-                str(run_dir / "run"),
-                task.model_dump(mode="json"),
-                "util",
-                str(run_dir),
-                str(run_dir / "cache"),
-            )
-            ray.get(actor.ping.remote(), timeout=600)
-            t0 = time.time()
-            out = ray.get(actor.run.remote(), timeout=3600)
-            ray.kill(actor)
+        out = ray.get(actor.run.remote(), timeout=3600)
+        ray.kill(actor)
         wall = time.time() - t0
         tree = read_tree(run_dir / "run")
         total_gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -170,12 +162,6 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--gpus-per-node", type=int, default=2)
     ap.add_argument("--cpus-per-node", type=int, default=2)
-    ap.add_argument(
-        "--runner-pool",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run the warm NodeRunner pool prototype (runner_pool.py)",
-    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     trials = args.trials or (32 if args.quick else 96)
@@ -183,11 +169,6 @@ def main() -> None:
     t0 = time.perf_counter()
     load = os.getloadavg()
     result = run(trials, sleep, args.nodes, args.gpus_per_node, args.cpus_per_node)  # type: ignore[arg-type]
-    pooled = (
-        run(trials, sleep, args.nodes, args.gpus_per_node, args.cpus_per_node, pool=True)
-        if args.runner_pool
-        else None
-    )  # type: ignore[arg-type]
     summary = {
         "benchmark": "utilization",
         "mode": "quick" if args.quick else "full",
@@ -195,7 +176,6 @@ def main() -> None:
         "gpus_per_node": args.gpus_per_node,
         "sleep_s": list(sleep),
         **result,
-        **({"runner_pool_prototype": pooled} if pooled else {}),
         "load_before": [round(x, 2) for x in load],
         "bench_wall_s": round(time.perf_counter() - t0, 1),
         "machine": machine(),
