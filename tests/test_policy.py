@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from factories import TreeBuilder, curve, diverged, finished, lost
+from factories import TreeBuilder, curve, diverged, finished, lost, make_plan
 
 from trex_ray.spec import Decision, Progress, SearchSpec
 from trex_ray.tree import ROOT_ID, EventKind, UCTPolicy
@@ -361,3 +361,24 @@ def test_a_diverged_or_crashed_leaf_is_selected_once_for_repair():
     b2.root(metric=0.3)
     gone = b2.child(ROOT_ID, lost())  # a lost worker is retried by the runtime, not repaired
     assert policy().select(b2.tree).id != gone
+
+
+def test_decide_compares_a_run_only_with_siblings_that_start_where_it_starts():
+    b = TreeBuilder()
+    b.root(metric=0.3)
+    parent = b.child(ROOT_ID, 0.7)
+    b.child(parent, finished(0.8, (0.3, 0.25, 0.2, 0.2)), plan=make_plan(warm_start=True))  # starts lower
+    me = b.tree.get(b.start(b.add(parent, plan=make_plan(epochs=2))))
+    assert policy().decide(b.tree, me, prog(0.5, 1.0)) is Decision.CONTINUE  # a cold run vs a warm one
+    b.child(parent, finished(0.8, (1.0, 0.6, 0.5, 0.5)), plan=make_plan(1e-3, epochs=2))
+    assert policy().decide(b.tree, me, prog(0.5, 1.0)) is Decision.STOP  # a cold rival at 0.6
+
+
+def test_decide_compares_after_as_many_epochs_of_training():
+    b = TreeBuilder()
+    b.root(metric=0.3)
+    b.child(ROOT_ID, finished(0.8, (1.0, 0.5, 0.4, 0.4)), plan=make_plan(1e-3, epochs=4))
+    me = b.tree.get(b.start(b.add(ROOT_ID, plan=make_plan(epochs=2))))
+    # after 1 epoch (half of mine) the 4-epoch rival was at 1.0 (a quarter of its run), not at 0.5
+    assert policy().decide(b.tree, me, prog(0.5, 1.02)) is Decision.CONTINUE
+    assert policy().decide(b.tree, me, prog(0.5, 1.2)) is Decision.STOP

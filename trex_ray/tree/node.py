@@ -77,6 +77,11 @@ class Node:
                 return p.val_loss
         return None
 
+    def val_loss_at_epochs(self, epochs: float) -> float | None:
+        """Validation loss after ``epochs`` epochs of this run's own training (None if not reported)."""
+        own = self.plan.train.epochs
+        return self.val_loss_at(epochs / own) if own > 0 else None
+
     def finish(self, result: Result) -> None:
         self.result = result
         self.status = _OUTCOME_STATUS[result.outcome]

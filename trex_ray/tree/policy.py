@@ -5,7 +5,8 @@ model, not the best average), an exploration weight that decays as the tree grow
 progressive widening (a node may have ``ceil(c * visits**alpha)`` children, so promising nodes
 get more). ``prune`` closes losing siblings to expansion (successive halving on final metrics);
 ``decide`` stops a running trial whose validation loss at a rung is in the losing part of what
-its siblings reached at the same rung (asynchronous successive halving).
+its siblings of the same kind (cold runs with cold runs, warm starts with warm starts) reached
+after as many epochs (asynchronous successive halving).
 
 Example::
 
@@ -116,11 +117,15 @@ class UCTPolicy:
             return Decision.CONTINUE
         if progress.fraction < MIN_RUNG or progress.fraction >= 1.0:
             return Decision.CONTINUE
+        # Like with like: a run is compared with siblings that start where it starts (a warm start
+        # continues the parent's checkpoint and starts lower than a run from the base model), after
+        # as many epochs of their own training (a fraction of a longer run is more training).
+        warm, epochs = node.plan.train.warm_start, progress.fraction * node.plan.train.epochs
         rivals = [
             loss
             for n in tree.siblings(node)
-            if n.status is not NodeStatus.failed
-            and (loss := n.val_loss_at(progress.fraction)) is not None
+            if n.status is not NodeStatus.failed and n.plan.train.warm_start is warm
+            and (loss := n.val_loss_at_epochs(epochs)) is not None
         ]
         if not rivals:
             return Decision.CONTINUE
