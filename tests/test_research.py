@@ -533,3 +533,44 @@ def test_finish_is_recorded_once_and_survives_reopening(tmp_path):
     again = open_run(tmp_path, "budget.max_nodes=2")
     assert again.tree.finished_reason == log.reason
     assert len(again.tree) == len(r.tree) and not again.tree.with_status(NodeStatus.pending)
+
+
+def _good_node(plan=None, losses=(1.6, 1.2, 1.0, 0.99)):
+    b = TreeBuilder()
+    b.root()
+    node = b.child(ROOT_ID, finished(0.7, losses), plan=plan or make_plan(2e-3, epochs=2))
+    return b, b.tree.get(node)
+
+
+def test_data_and_template_changes_continue_the_checkpoint_they_refine():
+    b, node = _good_node()
+    plans = HeuristicPlanner(make_task()).propose(b.tree, node, k=12)
+    changed = [p for p in plans if p.data.ops or p.data.template != node.plan.data.template]
+    assert {op for p in changed for op in (o.op for o in p.data.ops)} == {"dedup", "label_noise_filter",
+                                                                           "length_filter"}
+    for p in changed:  # a PBT-like explore step: the node's checkpoint, one more epoch, its lr
+        assert p.train.warm_start and p.train.epochs == 1 and p.train.warmup_ratio == 0
+        assert p.train.learning_rate == node.plan.train.learning_rate
+        assert "continuing its checkpoint" in p.rationale
+    cold = [p for p in plans if not p.train.warm_start]
+    assert any("train longer" in p.rationale for p in cold)  # a change of schedule still trains from scratch
+
+
+@pytest.mark.parametrize(("fixed", "expected"), [(0.0, 1.0), (8.0, 1.0), (60.0, 2.0), (900.0, 4.0)])
+def test_continuations_grow_where_each_trial_pays_a_fixed_cost(fixed, expected):
+    from trex_ray.research.heuristic import MAX_CONTINUATION_EPOCHS, continuation_epochs
+
+    b = TreeBuilder()
+    b.root()
+    per_epoch = 14.0
+    for epochs in (2, 2, 3):  # drafts
+        b.child(ROOT_ID, finished(0.7, compute=fixed + per_epoch * epochs), plan=make_plan(epochs=epochs))
+    node = b.tree.get(b.tree.root.children[0])
+    b.child(node.id, finished(0.7, compute=fixed + per_epoch), plan=make_plan(epochs=1, warm_start=True))
+    assert continuation_epochs(b.tree, node) == expected <= MAX_CONTINUATION_EPOCHS
+    lone = TreeBuilder()
+    lone.root()
+    only = lone.tree.get(lone.child(ROOT_ID, finished(0.7, compute=500.0), plan=make_plan(epochs=2)))
+    assert continuation_epochs(lone.tree, only) == 1.0  # one kind of run: no fit, one epoch
+    plans = HeuristicPlanner(make_task()).propose(b.tree, node, k=12)
+    assert all(p.train.epochs == expected for p in plans if p.train.warm_start)

@@ -18,12 +18,13 @@ changes that helped elsewhere first. Example::
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trex_ray.research.insights import InsightMemory, plan_changes
 from trex_ray.research.planner import register_planner
-from trex_ray.spec import DataOp, FailureKind, Outcome, Plan, TaskSpec, TrainMode, TrainRecipe
+from trex_ray.spec import DataOp, DataRecipe, FailureKind, Outcome, Plan, TaskSpec, TrainMode, TrainRecipe
 from trex_ray.tree import Node, SearchTree
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 CLEANING_OPS = ("label_noise_filter", "dedup", "length_filter")
 MAX_WARM_CHAIN = 4  # warm starts in a row, after which a checkpoint is not continued again
 MIN_LR_FRACTION = 1 / 8  # a gentle continuation stays at or above this share of its chain's first lr
+MAX_CONTINUATION_EPOCHS = 4  # a continuation trains at most this many epochs (continuation_epochs)
 
 
 class HeuristicPlanner:
@@ -48,7 +50,8 @@ class HeuristicPlanner:
         if node.parent is None:
             candidates = self._drafts(node.plan, profile)
         else:
-            candidates = self._refinements(node, diagnose(node), profile, warm_chain(tree, node))
+            candidates = self._refinements(node, diagnose(node), profile, warm_chain(tree, node),
+                                           continuation_epochs(tree, node))
         chosen: list[Plan] = []
         for plan in self._rank(node.plan, candidates, memory):
             if len(chosen) == k:
@@ -67,14 +70,16 @@ class HeuristicPlanner:
         drafts = [
             Plan(train=full, seed=seed, rationale="baseline: full fine-tune, moderate learning rate"),
             Plan(
-                data=base.data.model_copy(update={"ops": [DataOp(op="dedup"), DataOp(op="label_noise_filter")]}),
+                data=base.data.model_copy(
+                    update={"ops": [DataOp(op="dedup"), DataOp(op="label_noise_filter")]}),
                 train=full,
                 seed=seed,
                 rationale=f"clean the data first (noise estimate {profile.get('noise_estimate', '?')}, "
                 f"duplicates {profile.get('duplicate_fraction', '?')})",
             ),
             Plan(
-                train=TrainRecipe(mode=TrainMode.lora, learning_rate=5e-3, epochs=2, lora_r=16, lora_alpha=32),
+                train=TrainRecipe(mode=TrainMode.lora, learning_rate=5e-3, epochs=2, lora_r=16,
+                                  lora_alpha=32),
                 seed=seed,
                 rationale="LoRA: far fewer trainable weights; is it enough for this task?",
             ),
@@ -90,62 +95,33 @@ class HeuristicPlanner:
 
     # --- refinements of a trained node ------------------------------------------------
     def _refinements(self, node: Node, diagnosis: str, profile: dict[str, Any],
-                     chain: list[Node] | None = None) -> list[Plan]:
-        """``chain``: the node and the warm-started runs it continues (``warm_chain``). A variant trained
-        from scratch re-runs the whole chain's training (its first lr, all its epochs), not only the
-        last epoch; a checkpoint is continued at most ``MAX_WARM_CHAIN`` times in a row, and a gentle
-        continuation never halves the lr below ``MIN_LR_FRACTION`` of the chain's first."""
-        plan, train = node.plan, node.plan.train
-        chain = chain or [node]
-        start = chain[-1].plan.train
-        epochs = min(1000.0, sum(n.plan.train.epochs for n in chain))
-        cold = train if len(chain) == 1 else start.model_copy(
-            update={"epochs": epochs, "weight_decay": train.weight_decay})
-        fresh = plan.model_copy(update={"train": cold.model_copy(update={"warm_start": False})})
-        train = fresh.train if len(chain) > 1 else train
-        may_continue = len(chain) - 1 < MAX_WARM_CHAIN
-
-        def with_train(rationale: str, base: Plan = fresh, **changes: Any) -> Plan:
-            return base.model_copy(update={"train": base.train.model_copy(update=changes), "rationale": rationale})
-
-        def with_op(op: str, rationale: str) -> Plan:
-            ops = [*plan.data.ops, DataOp(op=op, params=_op_defaults(op, profile))]
-            return fresh.model_copy(update={"data": plan.data.model_copy(update={"ops": ops}), "rationale": rationale})
-
-        warm = plan.model_copy(update={"train": plan.train.model_copy(update={"warm_start": True})})
+                     chain: list[Node] | None = None, step: float = 1.0) -> list[Plan]:
+        """``chain``: the node and the warm-started runs it continues (``warm_chain``); ``step``: the
+        epochs of a continuation (``continuation_epochs``). A change of data or template continues the
+        node's checkpoint, as PBT's explore step does, so that it costs ``step`` epochs and is compared
+        with the plain continuation beside it; past ``MAX_WARM_CHAIN`` links (or for a change of lr or
+        mode) a variant trains from scratch and re-runs the whole chain's training (its first lr, all
+        its epochs). A gentle continuation never halves the lr below ``MIN_LR_FRACTION`` of the
+        chain's first."""
+        b = _Bases.of(node, chain or [node], step)
+        if diagnosis in ("diverged", "failed"):
+            return _repairs(b, diagnosis)
+        plan, train = node.plan, b.fresh.train
         unused_ops = [op for op in CLEANING_OPS if not plan.data.has(op)]
-        if diagnosis == "diverged":
-            return [with_train(f"{node.id} diverged: lower the learning rate", learning_rate=train.learning_rate / 3),
-                    with_train(f"{node.id} diverged: lower lr, clip harder", learning_rate=train.learning_rate / 10,
-                               grad_clip=0.5)]
-        if diagnosis == "failed":
-            return [with_train(f"{node.id} failed: a safer recipe", learning_rate=train.learning_rate / 2,
-                               zero_stage=0, batch_size=max(1, train.batch_size // 2))]
-        out: list[Plan] = []
-        if diagnosis in ("underfit", "stopped") and may_continue:
-            out.append(with_train(f"{node.id} still improving: continue from its checkpoint for 1 more epoch",
-                                  base=warm, epochs=1.0, warmup_ratio=0.0))
-        if diagnosis in ("underfit", "stopped"):
-            out.append(with_train(f"{node.id} under-fit: a higher learning rate",
-                                  learning_rate=min(train.learning_rate * 2, 0.05)))
-        if diagnosis == "overfit":
-            out.append(with_train(f"{node.id} over-fit: fewer epochs", epochs=max(0.5, train.epochs * 0.6)))
-            out += [with_op(op, f"{node.id} over-fit: clean the data ({op})") for op in unused_ops[:1]]
-            out.append(with_train(f"{node.id} over-fit: weight decay", weight_decay=0.1))
-        out += [with_op(op, f"refine {node.id}: try {op}") for op in unused_ops]
+        out = _fixes(b, diagnosis, unused_ops, profile)
+        out += [b.variant(_with_op(plan.data, op, profile), f"refine {node.id}: try {op}")
+                for op in unused_ops]
         if train.mode is TrainMode.lora:
-            out.append(with_train(f"{node.id} used LoRA: try full fine-tuning", mode=TrainMode.full,
-                                  learning_rate=min(train.learning_rate, 2e-3)))
+            out.append(b.with_train(f"{node.id} used LoRA: try full fine-tuning", mode=TrainMode.full,
+                                    learning_rate=min(train.learning_rate, 2e-3)))
         gentle = plan.train.learning_rate / 2
-        if may_continue and gentle >= start.learning_rate * MIN_LR_FRACTION:
-            out.append(with_train(f"refine {node.id}: continue gently from its checkpoint", base=warm,
-                                  epochs=1.0, learning_rate=gentle, warmup_ratio=0.0))
-        out.append(with_train(f"refine {node.id}: train longer from scratch", epochs=train.epochs + 1))
-        for template in ("instruct", "qa", "plain"):
-            if template != plan.data.template:
-                out.append(fresh.model_copy(update={"data": plan.data.model_copy(update={"template": template}),
-                                                    "rationale": f"refine {node.id}: prompt template {template}"}))
-                break
+        if b.may_continue and gentle >= b.start.learning_rate * MIN_LR_FRACTION:
+            out.append(b.with_train(f"refine {node.id}: continue gently from its checkpoint", base=b.warm,
+                                    learning_rate=gentle))
+        out.append(b.with_train(f"refine {node.id}: train longer from scratch", epochs=train.epochs + 1))
+        template = next(t for t in ("instruct", "qa", "plain") if t != plan.data.template)
+        out.append(b.variant(plan.data.model_copy(update={"template": template}),
+                             f"refine {node.id}: prompt template {template}"))
         return out
 
     # --- insights -----------------------------------------------------------------------
@@ -153,7 +129,8 @@ class HeuristicPlanner:
     def _vetoed(plan: Plan, memory: InsightMemory) -> bool:
         ceiling = memory.lr_ceiling(plan.train.mode.value)
         if ceiling is not None and plan.train.learning_rate >= ceiling * 0.9:
-            log.debug("veto %s: lr %g at or above a diverged %g", plan.hash, plan.train.learning_rate, ceiling)
+            log.debug("veto %s: lr %g at or above a diverged %g", plan.hash, plan.train.learning_rate,
+                      ceiling)
             return True
         return False
 
@@ -168,6 +145,100 @@ class HeuristicPlanner:
             return (-(sum(known) / len(known)) if known else 0.0, index)
 
         return [p for _, p in sorted(enumerate(candidates), key=score)]
+
+
+@dataclass(frozen=True)
+class _Bases:
+    """What a refinement of ``node`` builds on: ``fresh`` — its recipe trained from scratch (a warm
+    chain re-run whole); ``warm`` — its plan continuing its checkpoint for ``step`` epochs."""
+
+    node: Node
+    fresh: Plan
+    warm: Plan
+    start: TrainRecipe  # the chain's first recipe: the one trained from the base model
+    may_continue: bool
+
+    @classmethod
+    def of(cls, node: Node, chain: list[Node], step: float) -> _Bases:
+        plan, train, start = node.plan, node.plan.train, chain[-1].plan.train
+        epochs = min(1000.0, sum(n.plan.train.epochs for n in chain))
+        cold = train if len(chain) == 1 else start.model_copy(
+            update={"epochs": epochs, "weight_decay": train.weight_decay})
+        fresh = plan.model_copy(update={"train": cold.model_copy(update={"warm_start": False})})
+        warm = plan.model_copy(update={"train": train.model_copy(
+            update={"warm_start": True, "epochs": step, "warmup_ratio": 0.0})})
+        return cls(node, fresh, warm, start, len(chain) - 1 < MAX_WARM_CHAIN)
+
+    def with_train(self, rationale: str, base: Plan | None = None, **changes: Any) -> Plan:
+        base = base or self.fresh
+        train = base.train.model_copy(update=changes)
+        return base.model_copy(update={"train": train, "rationale": rationale})
+
+    def variant(self, data: DataRecipe, rationale: str) -> Plan:
+        """A change of data or template: continued from the checkpoint while the chain may grow."""
+        if self.may_continue:
+            why = f"{rationale} (continuing its checkpoint)"
+            return self.warm.model_copy(update={"data": data, "rationale": why})
+        return self.fresh.model_copy(update={"data": data, "rationale": rationale})
+
+
+def _repairs(b: _Bases, diagnosis: str) -> list[Plan]:
+    node, lr, batch = b.node, b.fresh.train.learning_rate, b.fresh.train.batch_size
+    if diagnosis == "diverged":
+        return [b.with_train(f"{node.id} diverged: lower the learning rate", learning_rate=lr / 3),
+                b.with_train(f"{node.id} diverged: lower lr, clip harder", learning_rate=lr / 10, grad_clip=0.5)]
+    return [b.with_train(f"{node.id} failed: a safer recipe", learning_rate=lr / 2, zero_stage=0,
+                         batch_size=max(1, batch // 2))]
+
+
+def _fixes(b: _Bases, diagnosis: str, unused_ops: list[str], profile: dict[str, Any]) -> list[Plan]:
+    """What the diagnosis calls for first: train on (under-fit) or train less and regularise (over-fit)."""
+    node, train, out = b.node, b.fresh.train, []
+    if diagnosis in ("underfit", "stopped") and b.may_continue:
+        out.append(b.with_train(f"{node.id} still improving: continue from its checkpoint for "
+                                f"{b.warm.train.epochs:g} more epoch(s)", base=b.warm))
+    if diagnosis in ("underfit", "stopped"):
+        out.append(b.with_train(f"{node.id} under-fit: a higher learning rate",
+                                learning_rate=min(train.learning_rate * 2, 0.05)))
+    if diagnosis == "overfit":
+        out.append(b.with_train(f"{node.id} over-fit: fewer epochs", epochs=max(0.5, train.epochs * 0.6)))
+        out += [b.fresh.model_copy(update={"data": _with_op(node.plan.data, op, profile),
+                                           "rationale": f"{node.id} over-fit: clean the data ({op})"})
+                for op in unused_ops[:1]]
+        out.append(b.with_train(f"{node.id} over-fit: weight decay", weight_decay=0.1))
+    return out
+
+
+def _with_op(data: DataRecipe, op: str, profile: dict[str, Any]) -> DataRecipe:
+    return data.model_copy(update={"ops": [*data.ops, DataOp(op=op, params=_op_defaults(op, profile))]})
+
+
+def continuation_epochs(tree: SearchTree, node: Node) -> float:
+    """Epochs a continuation of ``node`` trains: 1, or more where every trial pays a fixed cost (start-up,
+    evaluation) large against an epoch, so that its training is worth about half that fixed cost.
+
+    The costs are fitted (least squares, ``compute = fixed + per_epoch * epochs``) on finished runs near
+    the node — its chain, siblings and children, and the drafts — so that no decision scans the tree."""
+    near = [*warm_chain(tree, node), *tree.siblings(node), *tree.children(node)]
+    if tree.root is not None:
+        near += tree.children(tree.root)
+    points = {n.id: (n.plan.train.epochs, n.result.cost.compute_seconds)
+              for n in near if n.ok and n.result is not None and n.plan.train.mode is not TrainMode.none}
+    fit = _line(list(points.values()))
+    if fit is None or fit[0] <= 0 or fit[1] <= 0:
+        return 1.0
+    fixed, per_epoch = fit
+    return float(min(MAX_CONTINUATION_EPOCHS, max(1, round(fixed / (2 * per_epoch)))))
+
+
+def _line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares ``(intercept, slope)`` of y on x; None without two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - slope * mx, slope
 
 
 def warm_chain(tree: SearchTree, node: Node) -> list[Node]:
