@@ -9,7 +9,7 @@ and numbers only (plus an optional picklable progress callback)::
      "val_max_examples", "compile", "sync_every"}
 
 On a GPU the step is kept on the device: the optimizer is fused AdamW, the loss reaches the host
-only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``auto``: on a GPU for
+only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``"auto"``: on a GPU for
 runs of at least ``COMPILE_MIN_STEPS`` steps) each decoder layer is compiled by ``torch.compile``.
 
 It returns ``{"steps", "tokens", "curve", "final_train_loss", "checkpoint", "adapter",
@@ -143,11 +143,11 @@ def _optimizer(model: torch.nn.Module, recipe: TrainRecipe) -> torch.optim.Optim
                              fused=fused, foreach=False if not fused else None)
 
 
-def should_compile(setting: str, steps: int) -> bool:
-    """``on`` / ``off``, or ``auto``: on a GPU, for runs long enough to repay the compile time."""
+def should_compile(setting: bool | str, steps: int) -> bool:
+    """``True`` / ``False``, or ``"auto"``: on a GPU, for runs long enough to repay the compile time."""
     if setting == "auto":
         return torch.cuda.is_available() and steps >= COMPILE_MIN_STEPS
-    return setting == "on"
+    return setting is True
 
 
 def compile_layers(model: torch.nn.Module) -> int:
@@ -221,7 +221,7 @@ class _Run:
         self.total = max(1, math.ceil(self.recipe.epochs * per_epoch))
         self.warmup = int(self.recipe.warmup_ratio * self.total)
         self.timings["load_s"] = time.perf_counter() - t0
-        if should_compile(str(c.get("compile", "auto")), self.total):
+        if should_compile(c.get("compile", "auto"), self.total):
             self.timings["compiled_layers"] = compile_layers(self.model)
         t0 = time.perf_counter()
         self.engine = _engine(self.model, self.recipe, self.micro, self.total)

@@ -116,9 +116,9 @@ class Resources(Strict):
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     # auto: NCCL when the trial holds GPUs, else gloo. gloo with GPUs suits logical-GPU test clusters.
     dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
-    # torch.compile of each decoder layer. auto: on GPUs, for trials of 300+ steps (compiling costs
-    # tens of seconds once, then each step is faster: +37 % tokens/s at 1B on an H100).
-    compile: Literal["auto", "on", "off"] = "auto"
+    # torch.compile of each decoder layer: true, false, or auto: on GPUs, for trials of 300+ steps
+    # (compiling costs tens of seconds once, then each step is faster: +37 % tokens/s at 1B on an H100).
+    compile: bool | Literal["auto"] = "auto"
 
 
 SearchTool = Literal["notes", "catalog", "arxiv", "hf_hub"]
