@@ -9,7 +9,7 @@ from factories import TreeBuilder, curve, diverged, finished, lost, make_plan
 
 from trex_ray.spec import Decision, Progress, SearchSpec
 from trex_ray.tree import ROOT_ID, EventKind, UCTPolicy
-from trex_ray.tree.policy import MAX_CHILDREN, MIN_RUNG
+from trex_ray.tree.policy import MAX_CHILDREN, MIN_RUNG, STOP_MARGIN
 
 
 def policy(**search) -> UCTPolicy:
@@ -288,8 +288,10 @@ def test_decide_stops_a_clear_loser_at_a_rung():
 
 def test_decide_continues_a_close_or_better_run():
     b, me, p = racing()
-    assert p.decide(b.tree, me, prog(0.5, 0.83)) is Decision.CONTINUE  # within 5 %
+    within = 0.8 * (1 + STOP_MARGIN) - 1e-6
+    assert p.decide(b.tree, me, prog(0.5, within)) is Decision.CONTINUE
     assert p.decide(b.tree, me, prog(0.5, 0.5)) is Decision.CONTINUE
+    assert p.decide(b.tree, me, prog(0.5, 0.83)) is Decision.STOP  # 4 % worse than the rival kept
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.25, MIN_RUNG - 0.01])
@@ -344,8 +346,8 @@ def test_decide_keeps_the_top_fraction_of_many_rivals():
         b.child(ROOT_ID, finished(0.8, (1.0, loss, loss, loss)))
     me = b.tree.get(b.start(b.add(ROOT_ID)))
     p = policy(halving_eta=2)  # 4 runs at the rung: keep 2, cutoff = 0.6
-    assert p.decide(b.tree, me, prog(0.5, 0.62)) is Decision.CONTINUE
-    assert p.decide(b.tree, me, prog(0.5, 0.65)) is Decision.STOP
+    assert p.decide(b.tree, me, prog(0.5, 0.61)) is Decision.CONTINUE  # within the margin of 0.6
+    assert p.decide(b.tree, me, prog(0.5, 0.63)) is Decision.STOP
     assert policy(halving_eta=4).decide(b.tree, me, prog(0.5, 0.65)) is Decision.STOP  # keep 1: cutoff 0.5
 
 

@@ -34,6 +34,7 @@ from trex_ray.research.heuristic import HeuristicPlanner, diagnose
 from trex_ray.spec import Budget, Decision, EvalRecipe, Outcome, Plan, Progress, Result, TrainMode
 from trex_ray.store import SNAPSHOT, Store
 from trex_ray.tree import ROOT_ID, Event, EventKind, NodeStatus
+from trex_ray.tree.policy import STOP_MARGIN
 
 REPO = Path(__file__).resolve().parents[1]
 CLEAN = {"noise_estimate": 0.0, "duplicate_fraction": 0.0}
@@ -197,8 +198,10 @@ def test_early_stopping_turns_losers_into_stopped_nodes(tmp_path):
     for n in stopped_nodes:
         assert n.result.outcome is Outcome.stopped and not n.expandable
         assert 0.5 <= n.progress[-1].fraction < 1.0  # at a rung, never before half of training
-        rivals = [s.val_loss_at(n.progress[-1].fraction) for s in r.tree.siblings(n)]
-        assert min(v for v in rivals if v is not None) * 1.05 < n.progress[-1].val_loss
+        done = n.progress[-1].fraction * n.plan.train.epochs
+        rivals = [s.val_loss_at_epochs(done) for s in r.tree.siblings(n)
+                  if s.plan.train.warm_start is n.plan.train.warm_start]
+        assert min(v for v in rivals if v is not None) * (1 + STOP_MARGIN) < n.progress[-1].val_loss
     assert r.tree.best().status is NodeStatus.finished
 
 

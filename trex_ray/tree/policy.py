@@ -27,6 +27,7 @@ from trex_ray.tree.tree import SearchTree
 MAX_CHILDREN = 8  # hard cap per node, whatever the widening allows
 PRUNE_MARGIN = 0.02  # a sibling this much below the best is a loser
 MIN_RUNG = 0.5  # no trial is stopped before half of its training
+STOP_MARGIN = 0.02  # a running trial is stopped only this much (relative) worse than the last one kept
 MAX_REPAIR_DEPTH = 3  # failed nodes deeper than this are not repaired
 
 
@@ -132,5 +133,6 @@ class UCTPolicy:
         everyone = sorted([*rivals, progress.val_loss])
         keep = max(1, math.ceil(len(everyone) / self.search.halving_eta))
         cutoff = everyone[keep - 1]
-        # Lower loss is better; stop only a clear loser (5 % worse than the last one kept).
-        return Decision.STOP if progress.val_loss > cutoff * 1.05 else Decision.CONTINUE
+        # Lower loss is better; stop only a clear loser. ASHA keeps the top 1/eta with no slack; the
+        # comparison being like with like, a small one (STOP_MARGIN) covers the loss's own jitter.
+        return Decision.STOP if progress.val_loss > cutoff * (1 + STOP_MARGIN) else Decision.CONTINUE
