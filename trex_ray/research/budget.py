@@ -29,7 +29,8 @@ class BudgetTracker:
     def compute_used(self) -> float:
         """Compute of every result, and of the attempts that failed and were retried."""
         done = sum(n.result.cost.compute_seconds for n in self.tree if n.result is not None)
-        retried = sum((a.get("cost") or {}).get("compute_seconds", 0.0) for n in self.tree for a in n.failed_attempts)
+        retried = sum((a.get("cost") or {}).get("compute_seconds", 0.0)
+                      for n in self.tree for a in n.failed_attempts)
         return done + retried
 
     def wall_used(self) -> float:

@@ -19,7 +19,8 @@ def plan_changes(parent: Plan, child: Plan) -> list[str]:
     """What a child plan changes relative to its parent, e.g. ``train.learning_rate=0.003``."""
     changes = []
     for section in ("train", "eval"):
-        a, b = getattr(parent, section).model_dump(mode="json"), getattr(child, section).model_dump(mode="json")
+        a = getattr(parent, section).model_dump(mode="json")
+        b = getattr(child, section).model_dump(mode="json")
         changes += [f"{section}.{k}={b[k]}" for k in sorted(b) if a.get(k) != b[k]]
     before = {o.op for o in parent.data.ops}
     after = {o.op for o in child.data.ops}

@@ -100,7 +100,8 @@ class Researcher:
             if slots <= 0 or self.budget.exhausted() is not None:
                 return []
             now = time.time()
-            ready = sorted((n for n in self.tree.with_status(NodeStatus.pending) if _due(n, now)), key=_id_order)
+            pending = self.tree.with_status(NodeStatus.pending)
+            ready = sorted((n for n in pending if _due(n, now)), key=_id_order)
             while len(ready) < slots and self.budget.can_add_node():
                 added = self._expand_once(min(slots - len(ready), self.budget.nodes_left()))
                 if not added:
@@ -136,7 +137,8 @@ class Researcher:
         fresh = []
         for plan in plans:
             if plan.hash in seen or self.tree.has_plan(plan, parent.id):
-                log.info("planner %s repeated plan %s for %s; dropped", self.planner.name, plan.hash, parent.id)
+                log.info("planner %s repeated plan %s for %s; dropped", self.planner.name, plan.hash,
+                         parent.id)
                 continue
             seen.add(plan.hash)
             fresh.append(plan)
@@ -182,7 +184,8 @@ class Researcher:
     def on_result(self, node_id: str, result: Result) -> None:
         with self._lock:
             if self.tree.get(node_id).status is not NodeStatus.running:
-                log.warning("%s: result ignored, the node is %s", node_id, self.tree.get(node_id).status.value)
+                log.warning("%s: result ignored, the node is %s", node_id,
+                            self.tree.get(node_id).status.value)
                 return
             if self._retry(node_id, result):
                 return
@@ -221,7 +224,8 @@ class Researcher:
         """Seconds until the next delayed retry may start (None: no retry is waiting)."""
         with self._lock:
             now = time.time()
-            waits = [_retry_at(n) - now for n in self.tree.with_status(NodeStatus.pending) if not _due(n, now)]
+            pending = self.tree.with_status(NodeStatus.pending)
+            waits = [_retry_at(n) - now for n in pending if not _due(n, now)]
             return max(0.0, min(waits)) if waits else None
 
     def finish(self, reason: str) -> None:

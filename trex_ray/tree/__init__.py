@@ -5,4 +5,7 @@ from trex_ray.tree.node import Node, NodeStatus
 from trex_ray.tree.policy import TreePolicy, UCTPolicy
 from trex_ray.tree.tree import ROOT_ID, SearchTree, TreeError
 
-__all__ = ["ROOT_ID", "Event", "EventKind", "Node", "NodeStatus", "SearchTree", "TreeError", "TreePolicy", "UCTPolicy"]
+__all__ = [
+    "ROOT_ID", "Event", "EventKind", "Node", "NodeStatus", "SearchTree", "TreeError", "TreePolicy",
+    "UCTPolicy",
+]

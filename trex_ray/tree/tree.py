@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from trex_ray.spec import Plan, Progress, Result
-from trex_ray.tree.events import Event, EventKind
+from trex_ray.tree.events import Event
 from trex_ray.tree.node import Node, NodeStatus
 
 ROOT_ID = "n0"
