@@ -9,6 +9,10 @@
 * otherwise: data-recipe ops not yet tried, another prompt template, LoRA → full, a gentle
   warm-started refinement.
 
+A change of data or template continues the node's checkpoint (PBT's explore step) and is compared
+with the plain continuation beside it; a continuation trains ``continuation_epochs`` epochs, more
+where a fixed per-trial cost (start-up, evaluation) would dominate a one-epoch trial.
+
 Insights veto what failed before (a learning rate at or above one that diverged) and rank
 changes that helped elsewhere first. Example::
 
@@ -186,7 +190,8 @@ def _repairs(b: _Bases, diagnosis: str) -> list[Plan]:
     node, lr, batch = b.node, b.fresh.train.learning_rate, b.fresh.train.batch_size
     if diagnosis == "diverged":
         return [b.with_train(f"{node.id} diverged: lower the learning rate", learning_rate=lr / 3),
-                b.with_train(f"{node.id} diverged: lower lr, clip harder", learning_rate=lr / 10, grad_clip=0.5)]
+                b.with_train(f"{node.id} diverged: lower lr, clip harder", learning_rate=lr / 10,
+                             grad_clip=0.5)]
     return [b.with_train(f"{node.id} failed: a safer recipe", learning_rate=lr / 2, zero_stage=0,
                          batch_size=max(1, batch // 2))]
 
