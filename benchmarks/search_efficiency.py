@@ -10,6 +10,7 @@ scored by the surrogate's noise-free metric, so that many noisy draws do not win
 
     python benchmarks/search_efficiency.py --quick --json
     python benchmarks/search_efficiency.py --seeds 10 --budget 4800 --cost fitted
+    python benchmarks/search_efficiency.py --first-seed 10 --seeds 30 --json   # other seeds, other files
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 seeds, a smaller budget")
     ap.add_argument("--json", action="store_true", help="print the summary as one compact JSON line")
     ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--budget", type=float, default=None, help="compute-seconds per strategy and seed")
     ap.add_argument("--slots", type=int, default=4)
     ap.add_argument(
@@ -156,25 +158,28 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     for name in ("trex_ray", "ray", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    seeds = args.seeds or (3 if args.quick else 10)
+    seeds, first = args.seeds or (3 if args.quick else 10), args.first_seed
     model = SurrogateModel.load()
     costs = CostModel.from_model(model)
     costs = costs.epochs_only() if args.cost == "epochs" else costs
     budget = args.budget or (2400.0 if args.quick else 4800.0) * (1 if args.cost == "epochs" else 2)
     t0 = time.perf_counter()
     runs = {
-        name: {s: run_one(name, s, model, costs, args.slots, budget) for s in range(seeds)}
+        name: {s: run_one(name, s, model, costs, args.slots, budget) for s in range(first, first + seeds)}
         for name in args.strategies
     }
     summary = summarize(runs, budget, args.tolerance)
     tag = f"{'quick' if args.quick else 'full'}-{args.cost}"
+    tag += f"-seeds{first}-{first + seeds - 1}" if first else ""
     png = args.results_dir / f"search_efficiency-{tag}.png"
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    plot(runs, budget, png, f"{seeds} seeds, {args.slots} slots, budget {budget:.0f} s, cost={args.cost}")
+    title = f"seeds {first}-{first + seeds - 1}, {args.slots} slots, budget {budget:.0f} s, cost={args.cost}"
+    plot(runs, budget, png, title)
     summary = {
         "benchmark": "search_efficiency",
         "mode": tag,
         "seeds": seeds,
+        "first_seed": first,
         "slots": args.slots,
         "budget_compute_s": budget,
         "cost_model": {"start_s": costs.start_s, "epoch_s": costs.epoch_s, "eval_s": costs.eval_s},
