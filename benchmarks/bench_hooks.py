@@ -7,7 +7,8 @@ replaced:
 
 * ``setup_noop``  — ``run_plan`` returns a finished result at once;
 * ``setup_sleep`` — ``run_plan`` holds ``TREX_BENCH_GPUS`` GPUs (a Ray task asking for them) for an
-  uneven, seeded number of seconds in ``TREX_BENCH_SLEEP`` (``"lo,hi"``) and records the interval.
+  uneven, seeded number of seconds in ``TREX_BENCH_SLEEP`` (``"lo,hi"``) and records the interval
+  (a node that trains nothing, the base model, returns at once: it holds no trial slot).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _hold(seconds: float) -> tuple[float, float, str]:
 def sleep_run_plan(plan: Any, ctx: Any) -> Any:
     import ray
 
+    if plan.train.mode.value == "none":  # evaluation only (the base model): no trial slot, no GPU
+        return _result(plan, ctx)
     lo, hi = (float(x) for x in os.environ.get("TREX_BENCH_SLEEP", "1,3").split(","))
     gpus = float(os.environ.get("TREX_BENCH_GPUS", "1"))
     seconds = random.Random(f"{ctx.node_id}:{plan.hash}").uniform(lo, hi)

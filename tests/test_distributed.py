@@ -158,7 +158,9 @@ def test_a_worker_node_removed_mid_trial_reruns_the_trial_elsewhere(
         # mid-training: the trial holds its GPU and has reported its first validation loss
         wait_until(lambda: _training(run_dir), 900, "a trial to report progress")
         victim_id = _running_trial_node()
-        running = [n.id for n in read_tree(run_dir) if n.status is NodeStatus.running]
+        # the trial that trains (the base model's evaluation takes no trial slot and may run beside it)
+        running = [n.id for n in read_tree(run_dir)
+                   if n.status is NodeStatus.running and n.parent is not None]
         victim = next(n for n in cluster.worker_nodes if n.node_id == victim_id)
         cluster.remove_node(victim, allow_graceful=False)  # a crash, not a drain
         thread.join(timeout=1200)

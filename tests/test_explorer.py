@@ -16,11 +16,11 @@ import pytest
 from run_builder import RunBuilder, demo_run
 
 from trex_ray.cli import main
-from trex_ray.report.explorer_data import LOG_TAIL_LINES, best_vs_compute, explorer_data, read_tree
+from trex_ray.report.explorer_data import LOG_TAIL_LINES, best_vs_compute, explorer_data
 from trex_ray.report.html import render_html, safe_json, write_html
 from trex_ray.report.plots import write_pngs
 from trex_ray.report.serve import make_server
-from trex_ray.store import Store
+from trex_ray.store import Store, read_tree
 
 PAYLOAD = "</script><script>alert(1)</script><img src=x onerror=alert(2)>&amp;\u2028\u2029"
 

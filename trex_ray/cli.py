@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("TREX_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"trex: error: {type(exc).__name__}: {first} (set TREX_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(f"trex: error: {type(exc).__name__}: {first} (set TREX_DEBUG=1 for a traceback)",
+              file=sys.stderr)
         return 1
 
 
@@ -123,7 +124,8 @@ def resolve_task(name_or_path: str, overrides: list[str]) -> TaskSpec:
     if name_or_path in names and not Path(name_or_path).exists():
         return load_task(builtin_task(name_or_path).model_dump(mode="json"), overrides)
     if not Path(name_or_path).exists():
-        raise UserError(f"task {name_or_path!r}: no such file or built-in task; built-ins: {', '.join(names)}")
+        raise UserError(f"task {name_or_path!r}: no such file or built-in task; "
+                        f"built-ins: {', '.join(names)}")
     return load_task(name_or_path, overrides)
 
 
@@ -137,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     task = resolve_task(args.task, overrides)
     _check_planner(task)
     if args.run_dir and _has_run(args.run_dir):
-        raise UserError(f"--run-dir {args.run_dir}: a run already lives there; use `trex resume {args.run_dir}`")
+        raise UserError(f"--run-dir {args.run_dir}: a run already lives there; "
+                        f"use `trex resume {args.run_dir}`")
     return _run(task, args.run_dir, args.address, not args.quiet)
 
 
@@ -172,7 +175,8 @@ def _check_planner(task: TaskSpec) -> None:
     from trex_ray.research import planner_names
 
     if task.search.planner not in planner_names():
-        raise UserError(f"search.planner: unknown planner {task.search.planner!r}; use one of {planner_names()}")
+        raise UserError(f"search.planner: unknown planner {task.search.planner!r}; "
+                        f"use one of {planner_names()}")
 
 
 def _load_tree(run_dir: str):  # type: ignore[no-untyped-def]

@@ -21,7 +21,6 @@ from typing import Any
 from trex_ray.report.text import describe
 from trex_ray.research.insights import plan_changes
 from trex_ray.spec import Progress
-from trex_ray.store import read_tree
 from trex_ray.tree import Node, SearchTree
 
 FORMAT = 1

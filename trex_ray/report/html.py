@@ -24,7 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from trex_ray.report.explorer_data import explorer_data, read_tree
+from trex_ray.report.explorer_data import explorer_data
+from trex_ray.store import read_tree
 
 STATIC = Path(__file__).with_name("static")
 SCRIPTS = ("explorer_core.js", "explorer_panels.js", "explorer.js")  # concatenated in this order

@@ -18,8 +18,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from trex_ray.report.explorer_data import best_vs_compute, read_tree
+from trex_ray.report.explorer_data import best_vs_compute
 from trex_ray.report.text import describe
+from trex_ray.store import read_tree
 from trex_ray.tree import Node, SearchTree
 
 BEST = "#e0307a"

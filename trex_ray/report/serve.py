@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from trex_ray.report.explorer_data import explorer_data, read_tree
+from trex_ray.report.explorer_data import explorer_data
 from trex_ray.report.html import assets, render_html, safe_json
-from trex_ray.store import JOURNAL, SNAPSHOT
+from trex_ray.store import JOURNAL, SNAPSHOT, read_tree
 from trex_ray.tree import NodeStatus, SearchTree
 
 log = logging.getLogger(__name__)

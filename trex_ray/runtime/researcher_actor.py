@@ -56,6 +56,7 @@ def trial_slots(resources: Resources) -> int:
 class _Running:
     node_id: str
     runner: Any
+    holds_slot: bool = True  # it trains; a node that only evaluates (the base model) takes no trial slot
     started: float = field(default_factory=time.time)
 
 
@@ -103,13 +104,16 @@ class ResearcherActor:
         # (a SlotPool shared by many researchers) none are kept idle, so memory stays bounded by the slots.
         self.runners.fill(0 if self.pool is not None else trial_slots(self.task.resources))
         while True:
-            want = trial_slots(self.task.resources) - len(self.running)
+            want = trial_slots(self.task.resources) - self._slots_held()
             free = self._acquire(want)
             nodes = self.researcher.next_nodes(free)
-            self._release(free - len(nodes))
+            trains = sum(_trains(node) for node in nodes)
+            self._release(free - trains)
             for node in nodes:
                 self._dispatch(node, self_handle)
             self.peak_running = max(self.peak_running, len(self.running))
+            if trains < len(nodes):
+                continue  # an evaluation-only node left its slot free: fill it now
             if not self.running:
                 waiting = free < want or self.researcher.retry_wait() is not None
                 if waiting and self.researcher.stop_reason() is None:
@@ -146,7 +150,7 @@ class ResearcherActor:
         )
         runner = self.runners.take()
         ref = runner.run.remote(job, self_handle, self._evaluator())
-        self.running[ref] = _Running(node.id, runner)
+        self.running[ref] = _Running(node.id, runner, holds_slot=_trains(node))
         log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
 
     @staticmethod
@@ -172,7 +176,7 @@ class ResearcherActor:
                                                "error": f"the run's evaluator was lost ({result.error})"})
         # a runner whose trial failed in any way is not trusted with the next node
         self.runners.give_back(job.runner, healthy=result.failure is None)
-        self._release(1)
+        self._release(int(job.holds_slot))
         self.researcher.on_result(job.node_id, result)
         log.info("%s %s metric=%s", job.node_id, result.outcome.value, result.metric)
 
@@ -183,7 +187,7 @@ class ResearcherActor:
                 log.warning("%s ran past %.0f s: killed", job.node_id, limit)
                 self.runners.discard(job.runner)
                 self.running.pop(ref)
-                self._release(1)
+                self._release(int(job.holds_slot))
                 held = _held(self.task.resources)
                 self.researcher.on_result(job.node_id,
                                           _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job, held))
@@ -226,10 +230,13 @@ class ResearcherActor:
         if self.pool is None:
             return want
         try:
-            return int(ray.get(self.pool.acquire.remote(self.run_id, want, len(self.running)), timeout=30))
+            return int(ray.get(self.pool.acquire.remote(self.run_id, want, self._slots_held()), timeout=30))
         except Exception as exc:  # a lost pool must not stall the search: fall back to own slots
             log.warning("slot pool unavailable (%s); using this run's own slots", exc)
             return want
+
+    def _slots_held(self) -> int:
+        return sum(job.holds_slot for job in self.running.values())
 
     def _release(self, n: int) -> None:
         if self.pool is not None and n > 0:
@@ -246,6 +253,10 @@ class ResearcherActor:
 
     def ping(self) -> bool:
         return True
+
+
+def _trains(node: Node) -> bool:
+    return node.plan.train.mode is not TrainMode.none
 
 
 def _failed(kind: FailureKind, message: str, job: _Running, held: float = 0.0) -> Result:

@@ -34,7 +34,8 @@ def validate(model: type[BaseModel], raw: Any, where: str) -> Any:
 def _read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"{path}: no such task file; give a YAML path or a built-in task name (see `trex tasks`)")
+        raise SpecError(f"{path}: no such task file; give a YAML path or a built-in task name "
+                        "(see `trex tasks`)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -42,7 +43,8 @@ def _read(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+        problem = getattr(exc, "problem", exc)
+        raise SpecError(f"{path}:{line} is not valid YAML ({problem}); fix the syntax") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the top level must be a mapping of fields (name, model, data, metric, ...)")
     return data
@@ -60,7 +62,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
             continue
         child = node.setdefault(part, {})
         if not isinstance(child, (dict, list)):
-            raise SpecError(f"override {item!r}: {part} is not a mapping; override its fields only on mappings")
+            raise SpecError(f"override {item!r}: {part} is not a mapping; "
+                            "override its fields only on mappings")
         node = child
     try:
         parsed = yaml.safe_load(value) if value else value
@@ -74,7 +77,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
 
 def _index(items: list[Any], part: str, item: str) -> int:
     if not part.isdigit() or int(part) >= len(items):
-        raise SpecError(f"override {item!r}: {part} is not an index of a list of {len(items)}; use 0..{len(items) - 1}")
+        raise SpecError(f"override {item!r}: {part} is not an index of a list of {len(items)}; "
+                        f"use 0..{len(items) - 1}")
     return int(part)
 
 
