@@ -27,6 +27,7 @@ from trex_ray.store import Store
 from trex_ray.tree import ROOT_ID, Event, EventKind, Node, NodeStatus, SearchTree, TreePolicy, UCTPolicy
 
 log = logging.getLogger(__name__)
+RECHECK_EVERY = 8  # results between two asks of every node the planner had no new ideas for
 
 
 class Researcher:
@@ -39,6 +40,7 @@ class Researcher:
         self.budget = BudgetTracker(task.budget, self.tree)
         self._lock = threading.RLock()
         self._no_ideas: set[str] = set()  # nodes the planner had nothing new for (this session)
+        self._results_seen = 0
         # expandable non-root nodes as (-metric, order, id), best first; kept by _emit, read by
         # _next_candidate; built here so that no decision pays for the sort
         self._ranked: list[tuple[float, int, str]] | None = sorted(
@@ -200,7 +202,19 @@ class Researcher:
                 insight = reflect(self.tree, node) if reflect is not None else None
                 text, facts = insight or distill(self.tree, node)
                 self._emit(EventKind.insight, node_id, text=text, facts=facts)
-            self._no_ideas.clear()  # a new result can give old nodes new ideas
+            self._forget_no_ideas(node)
+
+    def _forget_no_ideas(self, node: Node) -> None:
+        """A result gives its node and its parent new ideas at once; it may give others some through
+        the insight memory, so every node is asked again every ``RECHECK_EVERY`` results (asking all of
+        them after each result made decisions O(exhausted nodes) on large trees)."""
+        self._results_seen += 1
+        if self._results_seen % RECHECK_EVERY == 0:
+            self._no_ideas.clear()
+            return
+        self._no_ideas.discard(node.id)
+        if node.parent is not None:
+            self._no_ideas.discard(node.parent)
 
     def _retry(self, node_id: str, result: Result) -> bool:
         """Re-queue a node whose trial was lost or timed out, within ``budget.max_retries``.

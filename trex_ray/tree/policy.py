@@ -40,15 +40,24 @@ class TreePolicy(Protocol):
 class UCTPolicy:
     def __init__(self, search: SearchSpec) -> None:
         self.search = search
+        # Failed nodes seen not to be repairable. That never changes (a failure is final, a node's
+        # children only grow), so select() checks each failed node once, not at every decision.
+        self._unrepairable: set[str] = set()
+        self._tree: SearchTree | None = None  # the tree those ids belong to
 
     # --- select ----------------------------------------------------------------------
     def select(self, tree: SearchTree) -> Node | None:
         root = tree.root
         if root is None:
             return None
+        if tree is not self._tree:
+            self._tree, self._unrepairable = tree, set()
         for node in tree.with_status(NodeStatus.failed):  # a diverged or crashed trial gets one repair,
-            if self._repairable(node):  # like AIDE's debug step
+            if node.id in self._unrepairable:  # like AIDE's debug step
+                continue
+            if self._repairable(node):
                 return node
+            self._unrepairable.add(node.id)
         return self._descend(tree, root, self._exploration(tree))
 
     @staticmethod
