@@ -48,6 +48,8 @@ def _hold(seconds: float) -> tuple[float, float, str]:
 def sleep_run_plan(plan: Any, ctx: Any) -> Any:
     import ray
 
+    entered = time.time()
+
     if plan.train.mode.value == "none":  # evaluation only (the base model): no trial slot, no GPU
         return _result(plan, ctx)
     lo, hi = (float(x) for x in os.environ.get("TREX_BENCH_SLEEP", "1,3").split(","))
@@ -55,7 +57,8 @@ def sleep_run_plan(plan: Any, ctx: Any) -> Any:
     seconds = random.Random(f"{ctx.node_id}:{plan.hash}").uniform(lo, hi)
     hold = ray.remote(num_cpus=0, num_gpus=gpus)(_hold)
     start, end, node = ray.get(hold.remote(seconds))
-    return _result(plan, ctx, held={"start": start, "end": end, "gpus": gpus, "node": node})
+    held = {"start": start, "end": end, "gpus": gpus, "node": node, "entered": entered}
+    return _result(plan, ctx, held=held)
 
 
 def setup_noop() -> None:

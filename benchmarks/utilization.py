@@ -117,16 +117,17 @@ def measure(tree: Any, gpus: int) -> dict[str, Any]:
     for n in sorted(tree, key=lambda n: int(n.id[1:])):
         h = (n.result.provenance.get("held") if n.result is not None else None) or None
         if h:
-            held.append((h["start"], h["end"], h["gpus"], n.started_at or h["start"]))
+            held.append((h["start"], h["end"], h["gpus"], n.started_at or h["start"], h.get("entered")))
     if not held:
         return {"busy_fraction": None, "trials": 0}
     first, last = min(h[0] for h in held), max(h[1] for h in held)
-    busy = sum((e - s) * g for s, e, g, _ in held)
+    busy = sum((e - s) * g for s, e, g, *_ in held)
     fraction = busy / (gpus * (last - first))
     last_dispatch = max(h[0] for h in held)
-    busy_before = sum((min(e, last_dispatch) - s) * g for s, e, g, _ in held if s < last_dispatch)
-    ideal = ideal_busy([e - s for s, e, _, _ in sorted(held, key=lambda h: h[3])], gpus)
+    busy_before = sum((min(e, last_dispatch) - s) * g for s, e, g, *_ in held if s < last_dispatch)
+    ideal = ideal_busy([e - s for s, e, *_ in sorted(held, key=lambda h: h[3])], gpus)
     waits = [h[0] - h[3] for h in held]  # node_started (journal) -> GPU acquired
+    entered = [h[4] - h[3] for h in held if h[4] is not None]  # node_started -> run_plan called
     return {
         "trials": len(held),
         "gpus": gpus,
@@ -139,6 +140,7 @@ def measure(tree: Any, gpus: int) -> dict[str, Any]:
         "span_s": round(last - first, 1),
         "gpu_seconds_held": round(busy, 1),
         "start_to_gpu_s_median": round(statistics.median(waits), 3),
+        "start_to_run_plan_s_median": round(statistics.median(entered), 3) if entered else None,
     }
 
 
