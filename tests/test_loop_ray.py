@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from trex_ray.store import Store
-from trex_ray.tree import NodeStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -33,8 +32,9 @@ def _env(cache: Path) -> dict[str, str]:
 
 
 def _finished(run_dir: Path) -> dict[str, float | None]:
+    """Every completed node (finished, pruned, stopped early or failed) and its metric."""
     tree = Store(run_dir).replay()
-    return {n.id: n.metric for n in tree if n.status in (NodeStatus.finished, NodeStatus.pruned)}
+    return {n.id: n.metric for n in tree if n.result is not None}
 
 
 def _count_finished_events(run_dir: Path) -> int:
