@@ -67,14 +67,22 @@ def _generate(llm: Any, jobs: list[tuple[list[str], int, tuple[str, int, str] | 
     prompts: list[str] = []
     params: list[Any] = []
     loras: list[Any] = []
+    # vLLM detokenizes every sequence at every step; without stop strings the text is only needed at
+    # the end, so the whole batch is decoded once (as HF's batch_decode does: the same text).
+    at_end = not (sampling or {}).get("stop")
     for job_prompts, max_new_tokens, lora in jobs:
-        sp = SamplingParams(**{"temperature": 0.0, **(sampling or {}), "max_tokens": max_new_tokens})
+        sp = SamplingParams(**{"temperature": 0.0, "detokenize": not at_end, **(sampling or {}),
+                               "max_tokens": max_new_tokens})
         request = LoRARequest(lora[0], lora[1], lora[2]) if lora else None
         prompts += job_prompts
         params += [sp] * len(job_prompts)
         loras += [request] * len(job_prompts)
     outs = llm.generate(prompts, params, lora_request=loras, use_tqdm=False) if prompts else []
-    texts = [o.outputs[0].text.strip() for o in outs]
+    if at_end and outs:
+        ids = [list(o.outputs[0].token_ids) for o in outs]
+        texts = [t.strip() for t in llm.get_tokenizer().batch_decode(ids, skip_special_tokens=True)]
+    else:
+        texts = [o.outputs[0].text.strip() for o in outs]
     result, i = [], 0
     for job_prompts, _, _ in jobs:
         result.append(texts[i:i + len(job_prompts)])
