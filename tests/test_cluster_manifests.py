@@ -60,6 +60,9 @@ def test_the_runtime_env_is_one_file_the_driver_reads_too() -> None:
     assert all(isinstance(v, str) for v in spec["env_vars"].values())
     assert not [k for k in spec["env_vars"] if re.search(r"_KEY|_TOKEN$|SECRET|PASSWORD", k)]  # no secrets
     assert env.RUNTIME_ENV_FILE == CLUSTER / "runtime_env.yaml"
+    nvlink_multicast_off = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+                            "NVSHMEM_DISABLE_NVLS": "1"}  # in every worker trex starts on a GPU host
+    assert nvlink_multicast_off.items() <= spec["env_vars"].items()
     for key, value in spec["env_vars"].items():
         assert env.worker_env()[key] == __import__("os").environ.get(key, value)
     # no second definition: only runtime_env.yaml holds env_vars / a runtime env under cluster/
