@@ -286,6 +286,12 @@ def test_decide_stops_a_clear_loser_at_a_rung():
     assert p.decide(b.tree, me, prog(0.75, 0.9)) is Decision.STOP
 
 
+def test_decide_stops_nothing_when_early_stopping_is_off():
+    b, me, p = racing(early_stopping=False)
+    assert p.decide(b.tree, me, prog(0.5, 1.0)) is Decision.CONTINUE
+    assert p.decide(b.tree, me, prog(0.75, 5.0)) is Decision.CONTINUE
+
+
 def test_decide_continues_a_close_or_better_run():
     b, me, p = racing()
     within = 0.8 * (1 + STOP_MARGIN) - 1e-6

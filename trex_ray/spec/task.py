@@ -170,6 +170,7 @@ class SearchSpec(Strict):
     widening_c: float = Field(default=2.0, gt=0)
     widening_alpha: float = Field(default=0.5, gt=0, le=1)
     halving_eta: int = Field(default=2, ge=2)
+    early_stopping: bool = True  # stop a running trial that is clearly losing to its siblings (ASHA)
     seed: int = 0
     llm: LLMSpec = LLMSpec()  # used when planner is llm
 

@@ -123,6 +123,8 @@ class UCTPolicy:
 
     # --- decide (early stopping of running trials) --------------------------------------
     def decide(self, tree: SearchTree, node: Node, progress: Progress) -> Decision:
+        if not self.search.early_stopping:
+            return Decision.CONTINUE
         if progress.val_loss is None or not math.isfinite(progress.val_loss):
             return Decision.CONTINUE
         if progress.fraction < MIN_RUNG or progress.fraction >= 1.0:
