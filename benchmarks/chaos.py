@@ -163,7 +163,7 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=20)
-    p.add_argument("--max-nodes", type=int, default=24, help="the search's node budget")
+    p.add_argument("--max-nodes", type=int, default=40, help="the search's node budget")
     p.add_argument("--min-delay", type=float, default=0.0,
                    help="seconds from the run's first new event to the kill: low")
     p.add_argument("--max-delay", type=float, default=60.0, help="... and high")

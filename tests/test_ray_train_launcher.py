@@ -21,7 +21,9 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from trex_ray.runtime.env import driver_runtime_env
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=driver_runtime_env())
     yield
     ray.shutdown()
 
@@ -47,3 +49,14 @@ def test_an_error_in_the_loop_comes_back_clearly(ray_cluster: None, tmp_path: Pa
     with pytest.raises(TrainingError, match=r"worker 0: ValueError: bad batch size 7") as err:
         launcher.launch(failing_loop, {"batch_size": 7})
     assert "\n" not in str(err.value)
+
+
+def test_trials_run_in_trex_runtime_env(ray_cluster: None, tmp_path: Path) -> None:
+    """Ray Train's controller and workers see cluster/runtime_env.yaml (its 0.25 s poll saves ~4 s a trial)."""
+    def loop(config: dict[str, Any]) -> dict[str, Any]:
+        import os
+
+        return {key: os.environ.get(key) for key in ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "NCCL_NVLS_ENABLE")}
+
+    launcher = RayTrainLauncher(num_workers=1, cpus_per_worker=1, storage_path=tmp_path / "ray", name="env")
+    assert launcher.launch(loop, {}) == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25", "NCCL_NVLS_ENABLE": "0"}

@@ -23,7 +23,8 @@ _CACHE_ROOT = Path(os.environ.get("TREX_HOME", Path.cwd() / ".cache"))
 RUNTIME_ENV_FILE = Path(__file__).resolve().parents[2] / "cluster" / "runtime_env.yaml"
 # Settings (not secrets) that follow the driver to its workers when set.
 PASS_THROUGH = ("HF_HOME", "HF_HUB_OFFLINE", "TREX_HOME", "TREX_CACHE_DIR", "TREX_SCRATCH",
-                "TREX_TEST_FAULTS", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "PYTHONWARNINGS")
+                "TREX_TEST_FAULTS", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "PYTHONWARNINGS",
+                "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
 
 
 @lru_cache(maxsize=1)
