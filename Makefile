@@ -25,7 +25,7 @@ demo: install
 	$(VENV)/bin/trex run sentiment --max-nodes 16 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: install
 	$(PY) -m pytest -q -m "not ray and not slow"

@@ -14,7 +14,7 @@ import pytest
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
-SMALL = ["data.train.0.limit=500", "data.eval.limit=100"]  # seconds per trial, not minutes
+SMALL = ["data.train.0.limit=500", "data.eval.limit=100", "eval.backend=hf"]  # seconds a trial; HF eval
 
 
 def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:

@@ -24,7 +24,8 @@ ray = pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-FAST = ["data.train.0.limit=400", "data.eval.limit=100"]
+# Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
+FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf"]
 
 
 def sentiment(*overrides: str) -> TaskSpec:

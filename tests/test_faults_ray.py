@@ -25,7 +25,8 @@ from trex_ray.tree import EventKind, NodeStatus
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
-FAST = ["data.train.0.limit=400", "data.eval.limit=100"]
+# Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
+FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf"]
 
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:

@@ -20,7 +20,8 @@ from trex_ray.research.llm.planner import FALLBACK_TAG
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
-FAST = ["data.train.0.limit=600", "data.eval.limit=150"]
+# Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
+FAST = ["data.train.0.limit=600", "data.eval.limit=150", "eval.backend=hf"]
 SECRET = "sk-e2e-SECRETvalue-4f9a8b7c6d5e"
 
 

@@ -20,8 +20,9 @@ from trex_ray.store import Store
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
-# A smaller sentiment run: fewer examples, so each trial takes seconds.
-FAST = ["data.train.0.limit=600", "data.eval.limit=150"]
+# A smaller sentiment run: fewer examples, so each trial takes seconds; evaluation by HF (vLLM runs in
+# test_eval_backends / test_evaluator_ray).
+FAST = ["data.train.0.limit=600", "data.eval.limit=150", "eval.backend=hf"]
 
 
 def _env(cache: Path) -> dict[str, str]:

@@ -52,7 +52,7 @@ def test_an_error_in_the_loop_comes_back_clearly(ray_cluster: None, tmp_path: Pa
 
 
 def test_trials_run_in_trex_runtime_env(ray_cluster: None, tmp_path: Path) -> None:
-    """Ray Train's controller and workers see cluster/runtime_env.yaml (its 0.25 s poll saves ~4 s a trial)."""
+    """Ray Train's controller and workers get cluster/runtime_env.yaml (0.25 s polls: ~4 s less a trial)."""
     def loop(config: dict[str, Any]) -> dict[str, Any]:
         import os
 
