@@ -223,3 +223,13 @@ def test_search_efficiency_quick_prints_its_json_last(tmp_path):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["benchmark"] == "search_efficiency" and summary["compute_to_target_ratio"] > 0
     assert set(summary["strategies"]) == {"trex", "greedy", "random", "tune-tpe-asha", "tune-pbt"}
+
+
+def test_trial_start_reads_a_process_start_time_from_proc() -> None:
+    import time
+
+    import psutil
+    import trial_start
+
+    started = trial_start._process_start()
+    assert abs(started - psutil.Process().create_time()) < 1.0 and started < time.time()
