@@ -11,10 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from trex_ray.report.text import eval_backends
+from trex_ray.store import read_tree
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
-SMALL = ["data.train.0.limit=500", "data.eval.limit=100", "eval.backend=hf"]  # seconds a trial; HF eval
+SMALL = ["data.train.0.limit=500", "data.eval.limit=100"]  # seconds per trial, not minutes
 
 
 def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
@@ -49,6 +52,12 @@ def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
         assert row["metric"] == {"sst2": "accuracy", "gta": "tool_call_accuracy"}[name]
         assert (out_dir / name / "journal.jsonl").is_file()
         assert row["gain"] is not None and row["compute_seconds"] > 0
+    # one evaluator (one vLLM engine) served both tasks, which share the base model
+    assert "1 shared evaluator(s) for 2 tasks" in out.stderr
+    for name in rows:
+        tree = read_tree(out_dir / name)
+        scored = [n for n in tree if n.result is not None and n.result.metric is not None]
+        assert scored and eval_backends(tree) == {"vllm": len(scored)}
     table = pq.read_table(out_dir / "results.parquet").to_pylist()
     assert [r["task"] for r in table] == ["sst2", "gta"]
     assert "gain over base on" in (out_dir / "results.md").read_text()

@@ -2,7 +2,9 @@
 
 All Researchers start together and share the cluster's trial slots through one named
 ``SlotPool`` (round-robin), so that a slow task cannot starve the others and no slot idles
-while any task has work. Each task's run lives in ``OUT_DIR/<task>/`` like a ``trex run``
+while any task has work. Tasks with the same base model (and evaluation settings) share one
+evaluator, so one vLLM engine serves every task's LoRA nodes instead of one engine per task.
+Each task's run lives in ``OUT_DIR/<task>/`` like a ``trex run``
 directory (``trex report OUT_DIR/hoc`` works); running the same OUT_DIR again resumes.
 
 Example::
@@ -12,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -24,6 +27,7 @@ from typing import Any
 import ray
 
 from trex_ray.runtime.driver import connect
+from trex_ray.runtime.evaluator import close_evaluator, evaluator_for
 from trex_ray.runtime.pool import SlotPool, pool_name
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, trial_slots, wait_ready
 from trex_ray.spec import TaskSpec
@@ -51,7 +55,22 @@ def _cache_dir(out_dir: Path) -> Path:
     return Path(os.environ.get("TREX_CACHE_DIR", out_dir.parent / "cache")).absolute()
 
 
-def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any) -> None:
+def _evaluator_key(task: TaskSpec) -> str:
+    """Tasks with the same key can share an evaluator: same base model, same engine settings."""
+    return json.dumps([task.model.model_dump(mode="json"), task.eval.model_dump(mode="json")], sort_keys=True)
+
+
+def _shared_evaluators(jobs: list[_Job], bench_id: str, cache: str) -> dict[str, Any]:
+    """One evaluator per distinct base model (and eval settings) of the suite, owned by the bench."""
+    evaluators: dict[str, Any] = {}
+    for job in jobs:
+        key = _evaluator_key(job.task)
+        if key not in evaluators:
+            evaluators[key] = evaluator_for(job.task, f"{bench_id}-shared-{len(evaluators)}", cache)
+    return {key: handle for key, handle in evaluators.items() if handle is not None}
+
+
+def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any, evaluators: dict[str, Any]) -> None:
     cache = str(_cache_dir(out_dir))
     ray_storage = str(out_dir / "_ray")  # Ray Train's trial folders, apart from the task runs
     for job in jobs:
@@ -59,7 +78,8 @@ def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any) -> None:
         run_id = f"{bench_id}-{job.name}"
         job.actor = ResearcherActor.options(
             name=actor_name(run_id), namespace=NAMESPACE, get_if_exists=True
-        ).remote(str(job.run_dir), job.task.model_dump(mode="json"), run_id, ray_storage, cache, pool)
+        ).remote(str(job.run_dir), job.task.model_dump(mode="json"), run_id, ray_storage, cache, pool,
+                 evaluator=evaluators.get(_evaluator_key(job.task)))
     for job in jobs:
         wait_ready(job.actor, timeout=600)
     for job in jobs:  # all at once, after every actor has profiled its data
@@ -160,12 +180,18 @@ def run_bench(
     )
     say(f"bench {bench_id}: {len(jobs)} tasks sharing {slots} trial slots; runs in {out_dir}")
     start = time.time()
+    evaluators: dict[str, Any] = {}
     try:
-        _start(jobs, bench_id, out_dir, pool)
+        evaluators = _shared_evaluators(jobs, bench_id, str(_cache_dir(out_dir)))
+        if evaluators:
+            say(f"bench {bench_id}: {len(evaluators)} shared evaluator(s) for {len(jobs)} tasks")
+        _start(jobs, bench_id, out_dir, pool, evaluators)
         _wait(jobs, say)
     finally:
         for job in jobs:
             if job.actor is not None:
                 ray.kill(job.actor)
+        for handle in evaluators.values():
+            close_evaluator(handle)
         ray.kill(pool)
     return [_row(job, suite) for job in jobs], time.time() - start

@@ -24,7 +24,7 @@ RUNTIME_ENV_FILE = Path(__file__).resolve().parents[2] / "cluster" / "runtime_en
 # Settings (not secrets) that follow the driver to its workers when set.
 PASS_THROUGH = ("HF_HOME", "HF_HUB_OFFLINE", "TREX_HOME", "TREX_CACHE_DIR", "TREX_SCRATCH",
                 "TREX_TEST_FAULTS", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "PYTHONWARNINGS",
-                "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+                "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER")
 
 
 @lru_cache(maxsize=1)

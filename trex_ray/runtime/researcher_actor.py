@@ -63,9 +63,10 @@ class _Running:
 @ray.remote(num_cpus=0, max_concurrency=16, max_restarts=3)
 class ResearcherActor:
     def __init__(self, run_dir: str, task: dict[str, Any], run_id: str, storage_path: str, cache_dir: str,
-                 pool: Any = None, *, local_dir: str | None = None) -> None:
+                 pool: Any = None, *, local_dir: str | None = None, evaluator: Any = None) -> None:
         """``run_dir``: where the run is stored (a folder or an object-store URI); ``local_dir``: this
-        machine's folder for node work and planner files (default: ``run_dir`` itself)."""
+        machine's folder for node work and planner files (default: ``run_dir`` itself); ``evaluator``:
+        an Evaluator shared with other runs (``trex bench``), owned and closed by the caller."""
         from trex_ray.runtime.env import apply_to_this_process
 
         apply_to_this_process()
@@ -84,7 +85,10 @@ class ResearcherActor:
         self.peak_running = 0
         self.run_id = run_id
         self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
-        self.evaluator: Any = None  # the run's Evaluator (runtime/evaluator.py), made at the first dispatch
+        # The run's Evaluator (runtime/evaluator.py), made at the first dispatch; or one shared with
+        # other runs, which the caller closes.
+        self.evaluator: Any = evaluator
+        self._owns_evaluator = False
         self._evaluator_after = 0.0  # no new evaluator before this time (after one died)
         self.runners = RunnerPool(make=self._new_runner)  # warm NodeRunners reused across nodes
 
@@ -199,6 +203,7 @@ class ResearcherActor:
         if self.evaluator is None and time.time() >= self._evaluator_after:
             try:
                 self.evaluator = evaluator_for(self.task, self.run_id, self.cache_dir)
+                self._owns_evaluator = self.evaluator is not None
             except Exception as exc:  # nodes then evaluate by themselves (HF generate)
                 log.warning("no evaluator for this run (%s); nodes evaluate by themselves", exc)
         return self.evaluator
@@ -211,7 +216,7 @@ class ResearcherActor:
             ray.get(self.evaluator.stats.remote(), timeout=10)
         except RayActorError:
             log.warning("the run's evaluator died; nodes evaluate by themselves, then a new one serves them")
-            self.evaluator = None
+            self.evaluator, self._owns_evaluator = None, False
             # not at once: a new actor placed before Ray notices a dead machine may land on it
             self._evaluator_after = time.time() + self.task.budget.retry_delay_seconds
             return False
@@ -222,8 +227,9 @@ class ResearcherActor:
     def _close_evaluator(self) -> None:
         from trex_ray.runtime.evaluator import close_evaluator
 
-        close_evaluator(self.evaluator)
-        self.evaluator = None
+        if self._owns_evaluator:
+            close_evaluator(self.evaluator)
+        self.evaluator, self._owns_evaluator = None, False
 
     # --- the shared slot pool (a no-op without one) -----------------------------------------
     def _acquire(self, want: int) -> int:
