@@ -218,24 +218,30 @@ class ArxivSearch(_Online):
 
 
 class HubSearch(_Online):
+    """Data sets on the Hugging Face Hub (``HF_ENDPOINT``, default huggingface.co), one plain HTTP GET.
+
+    Not ``huggingface_hub.HfApi``: its retry back-off turns an unreachable hub into 23 s of waiting
+    before the first plan; here a failure costs one request and the tool goes quiet."""
+
     name = "hf_hub"
 
     def _search(self, query: str, k: int) -> list[Finding]:
-        from huggingface_hub import HfApi
+        import json
 
-        api = HfApi()
-        out = []
-        for ds in api.list_datasets(search=query, limit=k):
-            out.append(
-                Finding(
-                    id=f"hf:{ds.id}",
-                    title=f"dataset {ds.id}",
-                    source=self.name,
-                    snippet=_snippet(f"downloads {getattr(ds, 'downloads', '?')}"),
-                    url=f"https://huggingface.co/datasets/{ds.id}",
-                )
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        q = urllib.parse.urlencode({"search": query, "limit": k})
+        with urllib.request.urlopen(f"{endpoint}/api/datasets?{q}", timeout=ONLINE_TIMEOUT_S) as response:  # noqa: S310
+            found = json.loads(response.read())
+        return [
+            Finding(
+                id=f"hf:{ds['id']}",
+                title=f"dataset {ds['id']}",
+                source=self.name,
+                snippet=_snippet(f"downloads {ds.get('downloads', '?')}"),
+                url=f"{endpoint}/datasets/{ds['id']}",
             )
-        return out
+            for ds in found[:k]
+        ]
 
 
 def offline() -> bool:
