@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,22 @@ def test_sentiment_base_is_poor_and_fine_tuning_learns_it(cache: Path, tmp_path:
     again, metrics, samples = evaluate(HFBackend(), "unused", trained.checkpoint, False, eval_ds, "accuracy",
                                        max_new_tokens=2, batch_size=64)
     assert again == trained.metric and metrics["accuracy"] == again and samples == trained.samples
+
+
+def test_op_builds_use_this_interpreters_ninja_whatever_path_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ninja versions hash the same build command differently, so a process that finds the
+    other one on PATH rebuilds the cached DeepSpeed op: every process must find the same one."""
+    import shutil
+    import sys
+
+    from trex_ray.execute.train import ensure_torch_extensions_dir
+
+    here = Path(sys.executable).parent
+    if not (here / "ninja").is_file():
+        pytest.skip("no ninja beside this interpreter (pip installs one with DeepSpeed)")
+    monkeypatch.setenv("PATH", os.pathsep.join(["/usr/bin", "/bin", str(here)]))
+    ensure_torch_extensions_dir()
+    assert shutil.which("ninja") == str(here / "ninja")
+    assert os.environ["PATH"].split(os.pathsep) == [str(here), "/usr/bin", "/bin"]
+    ensure_torch_extensions_dir()  # idempotent
+    assert os.environ["PATH"].split(os.pathsep) == [str(here), "/usr/bin", "/bin"]

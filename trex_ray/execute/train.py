@@ -24,6 +24,7 @@ import math
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,11 +48,21 @@ COMPILE_MIN_STEPS = 300  # compiling the layers pays for itself on a GPU from ab
 
 
 def ensure_torch_extensions_dir() -> str:
-    """Where DeepSpeed caches its compiled ops: ``TORCH_EXTENSIONS_DIR``, else ``<repo>/.cache``."""
+    """Where DeepSpeed caches its compiled ops: ``TORCH_EXTENSIONS_DIR``, else ``<repo>/.cache``.
+
+    Also puts this interpreter's ``bin`` first on ``PATH`` when it holds a ``ninja`` (the one pip
+    installed beside DeepSpeed), so that every process builds ops with the same ninja: two ninja
+    versions (e.g. the system's 1.11 and pip's 1.13) log the same build command under different
+    hashes, so a process on the other one recompiles the cached op (30-50 s on 2 cores) each time.
+    """
     if not os.environ.get("TORCH_EXTENSIONS_DIR"):
         repo = Path(__file__).resolve().parents[2]
         root = repo / ".cache" if (repo / "pyproject.toml").is_file() else Path.home() / ".cache" / "trex_ray"
         os.environ["TORCH_EXTENSIONS_DIR"] = str(root / "torch_extensions")
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if (Path(bin_dir) / "ninja").is_file() and path[:1] != [bin_dir]:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in path if p != bin_dir)])
     return os.environ["TORCH_EXTENSIONS_DIR"]
 
 
