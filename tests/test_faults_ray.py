@@ -67,7 +67,7 @@ def test_raise_nan_and_hang_are_classified_retried_and_the_search_goes_on(
     run_dir = tmp_path / "run"
     env = _env(shared_cache, TREX_TEST_FAULTS="n1=raise,n2=nan,n3=hang@1")
     cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "4", "--quiet", *FAST,
-           "budget.trial_timeout_seconds=120", "budget.retry_delay_seconds=1"]
+           "budget.trial_timeout_seconds=60", "budget.retry_delay_seconds=1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
