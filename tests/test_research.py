@@ -30,7 +30,7 @@ from trex_ray.research import (
     planner_names,
 )
 from trex_ray.research import budget as budget_module
-from trex_ray.research.heuristic import HeuristicPlanner, diagnose
+from trex_ray.research.heuristic import CONTINUATION_WARMUP, HeuristicPlanner, diagnose
 from trex_ray.spec import Budget, Decision, EvalRecipe, Outcome, Plan, Progress, Result, TrainMode
 from trex_ray.store import SNAPSHOT, Store
 from trex_ray.tree import ROOT_ID, Event, EventKind, NodeStatus
@@ -552,7 +552,7 @@ def test_data_and_template_changes_continue_the_checkpoint_they_refine():
     assert {op for p in changed for op in (o.op for o in p.data.ops)} == {"dedup", "label_noise_filter",
                                                                            "length_filter"}
     for p in changed:  # a PBT-like explore step: the node's checkpoint, one more epoch, its lr
-        assert p.train.warm_start and p.train.epochs == 1 and p.train.warmup_ratio == 0
+        assert p.train.warm_start and p.train.epochs == 1 and p.train.warmup_ratio == CONTINUATION_WARMUP > 0
         assert p.train.learning_rate == node.plan.train.learning_rate
         assert "continuing its checkpoint" in p.rationale
     cold = [p for p in plans if not p.train.warm_start]

@@ -37,6 +37,10 @@ CLEANING_OPS = ("label_noise_filter", "dedup", "length_filter")
 MAX_WARM_CHAIN = 4  # warm starts in a row, after which a checkpoint is not continued again
 MIN_LR_FRACTION = 1 / 8  # a gentle continuation stays at or above this share of its chain's first lr
 MAX_CONTINUATION_EPOCHS = 4  # a continuation trains at most this many epochs (continuation_epochs)
+# A continuation loads the weights, not the optimizer: Adam's first steps from fresh moments move every
+# weight by about the lr, which at the parent's peak lr threw trained models off (FT-Bench: loss 0.7 → 15
+# at step 2). A short warm-up, as at the start of any run, avoids it.
+CONTINUATION_WARMUP = 0.2
 
 
 class HeuristicPlanner:
@@ -170,7 +174,7 @@ class _Bases:
             update={"epochs": epochs, "weight_decay": train.weight_decay})
         fresh = plan.model_copy(update={"train": cold.model_copy(update={"warm_start": False})})
         warm = plan.model_copy(update={"train": train.model_copy(
-            update={"warm_start": True, "epochs": step, "warmup_ratio": 0.0})})
+            update={"warm_start": True, "epochs": step, "warmup_ratio": CONTINUATION_WARMUP})})
         return cls(node, fresh, warm, start, len(chain) - 1 < MAX_WARM_CHAIN)
 
     def with_train(self, rationale: str, base: Plan | None = None, **changes: Any) -> Plan:
