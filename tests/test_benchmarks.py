@@ -233,3 +233,18 @@ def test_trial_start_reads_a_process_start_time_from_proc() -> None:
 
     started = trial_start._process_start()
     assert abs(started - psutil.Process().create_time()) < 1.0 and started < time.time()
+
+
+def test_warm_continuation_summary_counts_divergence_as_a_loss() -> None:
+    import warm_continuation
+
+    def cell(metric, failure=None):  # noqa: ANN001, ANN202
+        return {"metric": metric, "failure": failure, "outcome": "failed" if failure else "finished"}
+
+    rows = [{"parent_metric": 0.5, "warmup_0.0": cell(None, "diverged"), "warmup_0.2": cell(0.7)},
+            {"parent_metric": 0.6, "warmup_0.0": cell(0.65), "warmup_0.2": cell(0.62)}]
+    out = warm_continuation.summarize(rows, [0.0, 0.2])
+    assert out["warmup_0.0"]["diverged"] == 1 and out["warmup_0.2"]["diverged"] == 0
+    assert out["warmup_0.0"]["mean_metric_gain_over_parent"] == pytest.approx((-0.5 + 0.05) / 2)
+    assert out["warmup_0.2"]["mean_metric_gain_over_parent"] == pytest.approx((0.2 + 0.02) / 2)
+    assert out["pairs_where_second_beats_first"] == 1 and out["pairs"] == 2
