@@ -31,10 +31,11 @@ from eval_models import Models, make_eval_models
 from trex_ray.execute import eval_service as es
 from trex_ray.execute import vllm_backend as vb
 from trex_ray.execute.context import RunContext
-from trex_ray.execute.data import load_source, render
+from trex_ray.execute.data import render
 from trex_ray.execute.eval_service import EvalService, ServiceBackend, backend_for
 from trex_ray.execute.evaluate import HFBackend, evaluate, get_backend
 from trex_ray.execute.openai_backend import OpenAIBackend
+from trex_ray.execute.sources import load_source
 from trex_ray.execute.train import InProcessLauncher
 from trex_ray.execute.vllm_backend import EngineSettings, VLLMBackend
 from trex_ray.ftbench.registry import builtin_task
