@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -54,28 +55,47 @@ class ModelSpec(Strict):
     def kind(self) -> str:
         if self.id.startswith("builtin:"):
             return "builtin"
-        if self.id.startswith(("/", "./", "../", "~")):
+        if self.id.startswith(("/", "./", "../", "~")) or _exists_locally(self.id):
             return "local"
         return "hub"
 
 
 class DataSource(Strict):
-    """One data source: ``builtin:<task>``, a local .jsonl/.parquet file, or a hub dataset id."""
+    """One data source: ``builtin:<task>``, a local file (.jsonl, .json, .parquet, .csv) or folder, or a
+    hub dataset id (with its ``config`` and ``revision``).
+
+    ``format`` says how rows become (input, target, system, history): ``text`` reads ``input_field``
+    and ``target_field``; ``alpaca`` instruction / input / output / system; ``sharegpt`` a
+    ``conversations`` list of {from, value}; ``messages`` a ``messages`` list of {role, content};
+    ``auto`` picks by the columns (text when input_field / target_field name other columns).
+    ``label_names`` names an int target column's labels (0 is ``label_names[0]``).
+    """
 
     id: str = Field(min_length=1)
     split: str = "train"
+    config: str | None = None  # the hub dataset's config (subset) name
+    revision: str | None = None  # the hub dataset's branch, tag or commit
+    format: Literal["auto", "text", "alpaca", "sharegpt", "messages"] = "auto"
     weight: float = Field(default=1.0, gt=0)
     input_field: str = "input"
     target_field: str = "target"
+    label_names: tuple[str, ...] | None = Field(default=None, min_length=1)
     limit: int | None = Field(default=None, ge=1)
 
     @property
     def kind(self) -> str:
         if self.id.startswith("builtin:"):
             return "builtin"
-        if self.id.endswith((".jsonl", ".json", ".parquet")):
+        if self.id.lower().endswith((".jsonl", ".json", ".parquet", ".csv")) or _exists_locally(self.id):
             return "local"
         return "hub"
+
+
+def _exists_locally(path: str) -> bool:
+    try:
+        return Path(path).expanduser().exists()
+    except (OSError, RuntimeError):  # a name too long for a path; ~user unknown
+        return False
 
 
 class DataSpec(Strict):
