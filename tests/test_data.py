@@ -17,11 +17,10 @@ from trex_ray.execute.data import (
     DataError,
     OpContext,
     label_scores,
-    load_source,
-    load_train,
     prepare,
     profile,
 )
+from trex_ray.execute.sources import load_source, load_train
 from trex_ray.execute.metrics import normalize
 from trex_ray.ftbench import builtin_task, generate
 from trex_ray.spec import DataOp, DataRecipe, DataSource, DataSpec, TaskSpec
@@ -61,13 +60,13 @@ def local_source(path: Path, **kw: object) -> DataSource:
 # --- loading ---------------------------------------------------------------------------------
 def test_load_builtin() -> None:
     ds = load_source(DataSource(id="builtin:reverse", split="eval", limit=10))
-    assert ds.column_names == ["input", "target"] and len(ds) == 10
+    assert ds.column_names == ["input", "target", "system", "history"] and len(ds) == 10
 
 
 def test_load_local_jsonl_renames_casts_limits(local_jsonl: Path) -> None:
     ds = load_source(local_source(local_jsonl, limit=3))
-    assert ds.column_names == ["input", "target"] and len(ds) == 3
-    assert ds[0] == {"input": "Hello   world", "target": "1"}
+    assert ds.column_names == ["input", "target", "system", "history"] and len(ds) == 3
+    assert ds[0] == {"input": "Hello   world", "target": "1", "system": "", "history": "[]"}
 
 
 def test_load_local_parquet(tmp_path: Path) -> None:
@@ -194,16 +193,34 @@ def test_prepare_splits_renders_and_counts(tmp_path: Path) -> None:
     prepared = prepare(RECIPE, builtin_task("sentiment"), tmp_path)
     assert {"prompt", "target", "input"} <= set(prepared.train.column_names)
     assert {"prompt", "target", "input"} <= set(prepared.eval.column_names)
-    assert len(prepared.val) == min(200, round(0.1 * (len(prepared.train) + len(prepared.val))))
+    assert len(prepared.val) == 200  # 10 % of the 2000 raw train rows, cut before any op
     assert len(prepared.eval) == 300
     row = prepared.train[0]
     assert row["prompt"] == f"task: sentiment\ninput: {row['input']}\nanswer:"
-    ops = prepared.stats["ops"]
+    ops, splits = prepared.stats["ops"], prepared.stats["splits"]
     assert [o["op"] for o in ops] == ["dedup", "length_filter", "label_noise_filter"]
-    assert ops[0]["before"] == 2000 and all(o["after"] <= o["before"] for o in ops)
-    assert prepared.stats["train"] + prepared.stats["val"] == ops[-1]["after"]
+    assert ops[0]["before"] == splits["pool"] == 2000 - 200 - splits["leaked_rows_dropped"]
+    assert all(o["after"] <= o["before"] for o in ops)
+    assert prepared.stats["train"] == ops[-1]["after"] == len(prepared.train)
+    assert prepared.stats["labels"] == ["negative", "neutral", "positive"]
     assert prepared.path == tmp_path / "data" / prepared.hash and (prepared.path / "stats.json").is_file()
     assert not set(prepared.train["input"]) & set(prepared.val["input"])
+
+
+def test_every_recipe_is_validated_on_the_same_rows_none_trained_on(tmp_path: Path) -> None:
+    """Validation rows are cut before any op: every recipe of a run sees the same ones, untouched by its
+    ops (a noise filter cannot clean its own validation set), and no recipe trains on them."""
+    task = builtin_task("sentiment")
+    recipes = [DataRecipe(), RECIPE, DataRecipe(ops=[DataOp(op="label_noise_filter")]),
+               DataRecipe(ops=[DataOp(op="subsample", params={"n": 300})], template="qa"),
+               DataRecipe(ops=[DataOp(op="source_mix", params={"n": 3000})])]
+    prepared = [prepare(r, task, tmp_path) for r in recipes]
+    val_rows = {tuple(zip(p.val["input"], p.val["target"], strict=True)) for p in prepared}
+    assert len(val_rows) == 1 and len(next(iter(val_rows))) == 200
+    held = {normalize(x) for x in prepared[0].val["input"]} | {normalize(x) for x in prepared[0].eval["input"]}
+    for p in prepared:
+        assert not held & {normalize(x) for x in p.train["input"]}, p.stats["ops"]
+        assert list(p.eval["input"]) == list(prepared[0].eval["input"])
 
 
 def test_prepare_cache_hit(tmp_path: Path) -> None:
@@ -224,7 +241,7 @@ def test_prepare_errors(tmp_path: Path) -> None:
     task = builtin_task("reverse")
     with pytest.raises(DataError, match="'shuffle_words' is unknown; use one of"):
         prepare(DataRecipe(ops=[DataOp(op="shuffle_words")]), task, tmp_path)
-    with pytest.raises(DataError, match="template 'chat' is unknown"):
+    with pytest.raises(DataError, match="template 'chat': the model's tokenizer has no chat template"):
         prepare(DataRecipe(template="chat"), task, tmp_path)
     with pytest.raises(DataError, match="removed every train example"):
         prepare(DataRecipe(ops=[DataOp(op="length_filter", params={"max_words": 1})]), task, tmp_path)
@@ -232,11 +249,23 @@ def test_prepare_errors(tmp_path: Path) -> None:
 
 def test_prepare_local_source(tmp_path: Path, local_jsonl: Path) -> None:
     base = builtin_task("sentiment")
-    data = DataSpec(train=[local_source(local_jsonl)], eval=local_source(local_jsonl))
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(json.dumps({"text": "a test row", "label": 0}) + "\n")
+    data = DataSpec(train=[local_source(local_jsonl)], eval=local_source(test_file), val_size=1)
     task = base.model_copy(update={"data": data})
     prepared = prepare(DataRecipe(ops=[DataOp(op="dedup")], template="qa"), task, tmp_path)
-    assert len(prepared.train) + len(prepared.val) == 4
-    assert prepared.eval[0]["prompt"] == "question: Hello   world\nanswer:"
+    assert len(prepared.val) == 1 and len(prepared.train) in (3, 4)  # dedup: hello world twice
+    assert prepared.eval[0]["prompt"] == "question: a test row\nanswer:"
+
+
+def test_one_data_file_gets_a_seeded_test_split(tmp_path: Path, local_jsonl: Path) -> None:
+    base = builtin_task("sentiment")
+    task = base.model_copy(update={"data": DataSpec(train=[local_source(local_jsonl)], test_size=1, val_size=1)})
+    first, again = prepare(DataRecipe(), task, tmp_path), prepare(DataRecipe(template="qa"), task, tmp_path)
+    assert len(first.eval) == 1 and len(first.val) == 1
+    assert len(first.train) == 3 - first.stats["splits"]["leaked_rows_dropped"]  # "hello world" twice
+    assert list(first.eval["input"]) == list(again.eval["input"])
+    assert not set(first.eval["input"]) & set(first.train["input"])
 
 
 # --- profile ---------------------------------------------------------------------------------

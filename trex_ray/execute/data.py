@@ -40,14 +40,15 @@ import datasets
 from datasets import Dataset, DatasetDict
 
 from trex_ray.execute.metrics import normalize
-from trex_ray.execute.sources import DataError, load_source, load_train
+from trex_ray.execute.prompts import render_prompts, resolve_template, template_identity
+from trex_ray.execute.sources import DataError, load_train
+from trex_ray.execute.splits import task_splits
 from trex_ray.ftbench.generators import GENERATOR_VERSION
 from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
 
 logger = logging.getLogger(__name__)
 
-DATA_FORMAT_VERSION = 2  # bump when prepare's output changes, so that caches invalidate
-VAL_FRACTION, VAL_MAX = 0.10, 200
+DATA_FORMAT_VERSION = 3  # bump when prepare's output changes, so that caches invalidate
 MAX_DROP = 0.3  # the noise filter never drops more than this fraction
 NOISE_DEFAULTS: dict[str, Any] = {
     "threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto", "max_drop": MAX_DROP,
@@ -323,24 +324,26 @@ def _file_stamp(src: DataSource) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0) -> str:
-    """Content hash of a prepared dataset: recipe, data spec, template, task name, seed, file stamps."""
+def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0, template: str | None = None) -> str:
+    """Content hash of a prepared dataset: recipe, data spec, rendering (``template_identity``), task
+    name and description (the chat instruction), seed, file stamps."""
     blob = {
         "format": DATA_FORMAT_VERSION,
         "generators": GENERATOR_VERSION,
         "recipe": recipe.model_dump(mode="json"),
         "data": task.data.model_dump(mode="json"),
         "task": task.name,
-        "template": TEMPLATES.get(recipe.template, recipe.template),
+        "description": task.description,
+        "template": template or TEMPLATES.get(recipe.template, recipe.template),
         "seed": seed,
-        "files": [_file_stamp(s) for s in [*task.data.train, task.data.eval]],
+        "files": [_file_stamp(s) for s in [*task.data.train, task.data.eval] if s is not None],
     }
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def render(ds: Dataset, template: str, task_name: str) -> Dataset:
-    """Add the ``prompt`` column: ``TEMPLATES[template]`` formatted with each input and the task name."""
+    """Add the ``prompt`` column with a text template (no tokenizer): ``TEMPLATES[template]``."""
     if template not in TEMPLATES:
         raise DataError(f"data recipe template {template!r} is unknown; use one of {sorted(TEMPLATES)}")
     fmt = TEMPLATES[template]
@@ -362,16 +365,6 @@ def apply_ops(ds: Dataset, recipe: DataRecipe, ctx: OpContext) -> tuple[Dataset,
         names = [o.op for o in recipe.ops]
         raise DataError(f"data recipe {names} removed every train example; loosen its params")
     return ds, log
-
-
-def split_val(ds: Dataset, seed: int) -> tuple[Dataset, Dataset]:
-    """Hold out 10 % of train (at most 200, at least 1 when there are 2+ examples), seeded."""
-    n_val = min(VAL_MAX, max(1, round(VAL_FRACTION * len(ds)))) if len(ds) >= 2 else 0
-    order = list(range(len(ds)))
-    random.Random(f"val:{seed}").shuffle(order)
-    val_idx = set(order[:n_val])
-    train_idx = [i for i in range(len(ds)) if i not in val_idx]
-    return ds.select(train_idx), ds.select(sorted(val_idx))
 
 
 @contextmanager
@@ -407,31 +400,43 @@ def _load_cached(path: Path, digest: str) -> PreparedData:
     return PreparedData(parts["train"], parts["val"], parts["eval"], digest, path, stats)
 
 
-def prepare(recipe: DataRecipe, task: TaskSpec, cache_dir: Path, seed: int = 0) -> PreparedData:
-    """Prepared train / val / eval sets for a recipe, from the cache when already made."""
-    digest = data_hash(recipe, task, seed)
+def prepare(recipe: DataRecipe, task: TaskSpec, cache_dir: Path, seed: int = 0,
+            base_dir: str | Path | None = None) -> PreparedData:
+    """Prepared train / val / eval (test) sets for a recipe, from the cache when already made.
+
+    The splits are the run's (``splits.task_splits``): validation and test rows are the same for every
+    recipe and never pass through its ops. ``base_dir``: the base model, whose tokenizer renders the
+    ``chat`` template (``auto`` is ``plain`` without it). ``stats["labels"]``: the task's classes.
+    """
+    tokenizer = _tokenizer(base_dir)
+    template = resolve_template(recipe.template, tokenizer)
+    digest = data_hash(recipe, task, seed, template_identity(template, tokenizer))
     path = Path(cache_dir) / "data" / digest
     if (path / "stats.json").is_file():
         logger.info("prepared data %s: cache hit", digest)
         return _load_cached(path, digest)
     start = time.monotonic()
-    ctx = OpContext(task=task, seed=seed)
-    ds = load_train(task)
-    loaded = len(ds)
-    ds, op_log = apply_ops(ds, recipe, ctx)
-    train, val = split_val(ds, seed)
-    parts = DatasetDict({
-        "train": render(train, recipe.template, task.name),
-        "val": render(val, recipe.template, task.name),
-        "eval": render(load_source(task.data.eval), recipe.template, task.name),
-    })
-    stats = {"hash": digest, "loaded": loaded, "ops": op_log, "train": len(parts["train"]),
-             "val": len(parts["val"]), "eval": len(parts["eval"]), "template": recipe.template,
+    splits = task_splits(task)
+    train, op_log = apply_ops(splits.pool, recipe, OpContext(task=task, seed=seed))
+    parts = DatasetDict({name: render_prompts(ds, template, task, splits.labels, tokenizer)
+                         for name, ds in (("train", train), ("val", splits.val), ("eval", splits.test))})
+    stats = {"hash": digest, "loaded": splits.stats["raw_train"], "ops": op_log, "train": len(train),
+             "val": len(splits.val), "eval": len(splits.test), "template": template,
+             "labels": splits.labels, "splits": splits.stats,
              "seconds": round(time.monotonic() - start, 3), "cached": False}
     path.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(parts, stats, path)
-    logger.info("prepared data %s: %d train, %d val, %d eval", digest, len(train), len(val), stats["eval"])
+    logger.info("prepared data %s: %d train, %d val, %d test", digest, len(train), len(splits.val),
+                len(splits.test))
     return PreparedData(parts["train"], parts["val"], parts["eval"], digest, path, stats)
+
+
+def _tokenizer(base_dir: str | Path | None) -> Any:
+    if base_dir is None:
+        return None
+    from trex_ray.execute.models import load_tokenizer
+
+    return load_tokenizer(base_dir)
 
 
 # --- profile ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ warning; the reply says ``backend: hf``).
 A request is plain data (it crosses Ray)::
 
     {"base": True, "model_dir": "/cache/models/tiny-llama-…", "adapter_dir": "runs/x/nodes/n3/checkpoint",
-     "prompts": ["great movie =>"], "max_new_tokens": 2, "batch_size": 64}
+     "prompts": ["great movie =>"], "max_new_tokens": 2, "batch_size": 64, "allowed_token_ids": None}
 
 and a reply ``{"completions": [...], "backend": "vllm", "seconds": 0.4, "engine_starts": 0}``.
 ``base`` True means "the task's base model": the service uses its own copy of it. A path the
@@ -87,11 +87,12 @@ class ServiceBackend:
         self.last: dict[str, Any] = {}
 
     def generate(self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
-                 batch_size: int) -> list[str]:
+                 batch_size: int, allowed_token_ids: list[int] | None = None) -> list[str]:
         request = {
             "base": str(Path(model_dir).resolve()) == self.base_dir, "model_dir": str(model_dir),
             "adapter_dir": str(adapter_dir) if adapter_dir else None, "prompts": list(prompts),
             "max_new_tokens": int(max_new_tokens), "batch_size": int(batch_size),
+            "allowed_token_ids": list(allowed_token_ids) if allowed_token_ids else None,
         }
         try:
             reply = self.service(request)
@@ -188,13 +189,13 @@ class EvalService:
         return HFBackend().generate(
             self._model_dir(request), request.get("adapter_dir"), list(request["prompts"]),
             int(request["max_new_tokens"]), int(request.get("batch_size") or 64),
+            allowed_token_ids=request.get("allowed_token_ids"),
         )
 
     def _with_vllm(self, backend: VLLMBackend, request: dict[str, Any]) -> list[str]:
         model_dir = self._model_dir(request)
         if model_dir != self.base_dir:  # a full fine-tune: its own short-lived engine, nothing to merge
-            job = (request["prompts"], request["max_new_tokens"], request.get("adapter_dir"))
-            return backend.generate_many(model_dir, [job])[0]
+            return backend.generate_many(model_dir, [_job(request)])[0]
         return self._merged(backend, _Pending(request))
 
     def _merged(self, backend: VLLMBackend, mine: _Pending) -> list[str]:
@@ -213,8 +214,7 @@ class EvalService:
         return mine.result
 
     def _run_batch(self, backend: VLLMBackend, batch: list[_Pending]) -> None:
-        jobs = [(p.request["prompts"], p.request["max_new_tokens"], p.request.get("adapter_dir"))
-                for p in batch]
+        jobs = [_job(p.request) for p in batch]
         try:
             results = backend.generate_many(str(self.base_dir), jobs)
         except EngineError as exc:
@@ -256,6 +256,12 @@ class EvalService:
     def close(self) -> None:
         if self._vllm is not None:
             self._vllm.close()
+
+
+def _job(request: dict[str, Any]) -> tuple[Any, ...]:
+    """A request as a vLLM job: prompts, max new tokens, adapter, allowed next tokens (or None)."""
+    return (request["prompts"], request["max_new_tokens"], request.get("adapter_dir"),
+            request.get("allowed_token_ids"))
 
 
 def pack_dirs(paths: list[str]) -> dict[str, bytes]:

@@ -16,13 +16,14 @@ Example::
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from trex_ray.execute.metrics import all_scores, score
+from trex_ray.execute.metrics import all_scores, normalize, score
 from trex_ray.execute.models import checkpoint_base, load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,19 @@ class EvalBackend(Protocol):
 
         class Echo:
             name = "echo"
-            def generate(self, model_dir, adapter_dir, prompts, max_new_tokens, batch_size):
+            def generate(self, model_dir, adapter_dir, prompts, max_new_tokens, batch_size,
+                         allowed_token_ids=None):
                 return ["" for _ in prompts]
+
+    ``allowed_token_ids``: when given, one new token, the likeliest of these (constrained decoding:
+    a classification answer scored by the likelihood of each label's first token).
     """
 
     name: str
 
     def generate(
         self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
-        batch_size: int,
+        batch_size: int, allowed_token_ids: list[int] | None = None,
     ) -> list[str]: ...
 
 
@@ -82,14 +87,25 @@ class HFBackend:
         new = out[:, enc["input_ids"].shape[1]:]
         return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
+    @torch.no_grad()
+    def _choose(self, model: Any, tokenizer: Any, prompts: list[str], allowed: list[int]) -> list[str]:
+        """The likeliest allowed next token of each prompt: one forward pass, no generation."""
+        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        logits = model(**enc).logits[:, -1, :]  # left-padded: the last position is the next token's
+        ids = torch.tensor(allowed, device=logits.device)
+        best = ids[logits[:, ids].argmax(dim=-1)]
+        return [tokenizer.decode([int(i)]).strip() for i in best]
+
     def generate(
         self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
-        batch_size: int,
+        batch_size: int, allowed_token_ids: list[int] | None = None,
     ) -> list[str]:
         model, tokenizer = self._load(model_dir, adapter_dir)
         preds: list[str] = []
         for i in range(0, len(prompts), batch_size):
-            preds += self._batch(model, tokenizer, prompts[i:i + batch_size], max_new_tokens)
+            chunk = prompts[i:i + batch_size]
+            preds += (self._choose(model, tokenizer, chunk, allowed_token_ids) if allowed_token_ids
+                      else self._batch(model, tokenizer, chunk, max_new_tokens))
         return preds
 
 
@@ -123,6 +139,53 @@ def get_backend(name: str) -> EvalBackend:
     return _BACKENDS[name]()
 
 
+def label_choices(tokenizer: Any, prompt: str, labels: list[str]) -> dict[int, str] | None:
+    """Each label's first token after ``prompt`` (as training writes it: ``train.encode``), or None
+    when two labels start with the same token (then the answer is generated, not chosen)."""
+    from trex_ray.execute.train import target_ids
+
+    first: dict[int, str] = {}
+    for label in labels:
+        ids = target_ids(tokenizer, prompt, label)
+        if not ids or ids[0] in first:
+            return None
+        first[ids[0]] = label
+    return first
+
+
+def extract_label(prediction: str, labels: list[str]) -> str:
+    """The label a free-text answer names: its first words if they are one, else the label it
+    mentions first (as evaluation harnesses parse answers), else the answer as it is."""
+    text = normalize(prediction)
+    by_norm = {normalize(label): label for label in labels}
+    for norm, label in by_norm.items():
+        if text == norm or text.startswith(norm + " "):
+            return label
+    hits = [(m.start(), label) for norm, label in by_norm.items()
+            if (m := re.search(rf"(?<![\w]){re.escape(norm)}(?![\w])", text))]
+    return min(hits)[1] if hits else prediction
+
+
+def _predict(backend: EvalBackend, model_dir: str, adapter_dir: str | None, prompts: list[str],
+             labels: list[str] | None, max_new_tokens: int, batch_size: int) -> tuple[list[str], str]:
+    """Predictions, and how they were made: ``choice`` (the likeliest label), ``parsed`` (generated,
+    the label it names taken) or ``generated``."""
+    if labels and prompts:
+        choices = label_choices(load_tokenizer(model_dir), prompts[0], labels)
+        if choices is not None:
+            texts = backend.generate(model_dir, adapter_dir, prompts, 1, batch_size,
+                                     allowed_token_ids=sorted(choices))
+            by_text = {_token_text(load_tokenizer(model_dir), i): label for i, label in choices.items()}
+            return [by_text.get(t.strip(), t) for t in texts], "choice"
+        texts = backend.generate(model_dir, adapter_dir, prompts, max_new_tokens, batch_size)
+        return [extract_label(t, labels) for t in texts], "parsed"
+    return backend.generate(model_dir, adapter_dir, prompts, max_new_tokens, batch_size), "generated"
+
+
+def _token_text(tokenizer: Any, token_id: int) -> str:
+    return str(tokenizer.decode([token_id])).strip()
+
+
 def evaluate(
     backend: EvalBackend,
     base_dir: str,
@@ -132,18 +195,21 @@ def evaluate(
     metric_name: str,
     max_new_tokens: int,
     batch_size: int,
+    labels: list[str] | None = None,
 ) -> tuple[float, dict[str, float], list[dict[str, str]]]:
     """Score a model on ``eval_ds`` (columns ``prompt``, ``target``): the task metric, all metrics,
     and a few samples. ``checkpoint`` None means the base model; ``adapter`` says it is a LoRA one,
-    applied to the model its ``trex_checkpoint.json`` names (else ``base_dir``)."""
+    applied to the model its ``trex_checkpoint.json`` names (else ``base_dir``). ``labels``: the
+    task's classes (a classification task): each answer is the likeliest label, chosen by its first
+    token, so that a base model that would not answer in one word is scored fairly."""
     model_dir = checkpoint_base(checkpoint, base_dir) if checkpoint and adapter else checkpoint or base_dir
     adapter_dir = checkpoint if checkpoint and adapter else None
     prompts, refs = list(eval_ds["prompt"]), list(eval_ds["target"])
-    preds = backend.generate(str(model_dir), adapter_dir, prompts, max_new_tokens, batch_size)
+    preds, how = _predict(backend, str(model_dir), adapter_dir, prompts, labels, max_new_tokens, batch_size)
     metric = score(metric_name, preds, refs)
     metrics = all_scores(preds, refs)
     rows = zip(prompts[:N_SAMPLES], preds[:N_SAMPLES], refs[:N_SAMPLES], strict=True)
     samples = [{"prompt": p, "prediction": y, "target": t} for p, y, t in rows]
-    logger.info("eval %s (%s): %s = %.4f on %d examples", model_dir, backend.name, metric_name, metric,
-                len(refs))
+    logger.info("eval %s (%s, %s): %s = %.4f on %d examples", model_dir, backend.name, how, metric_name,
+                metric, len(refs))
     return metric, metrics, samples

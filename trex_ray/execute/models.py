@@ -1,7 +1,8 @@
-"""Base models: build the tiny built-in ones, find local ones, download hub ones; load for training.
+"""Base models: the embedded pretrained ones, the tiny test ones, local and hub ones; load for training.
 
-A built-in model (``builtin:tiny-llama``) is a small Llama with random (seeded) weights and a
-word-level tokenizer over ``builtin_vocabulary()``. It is written once into the shared cache as
+``builtin:smollm2-135m`` (the default) is a real pretrained model shipped inside a package
+(``execute/embedded.py``). ``builtin:tiny-llama`` is a small Llama with random (seeded) weights
+and a word-level tokenizer over ``builtin_vocabulary()``, for fast tests only. It is written once into the shared cache as
 an ordinary Hugging Face model directory, so that every backend (HF, vLLM) loads it like any
 other local model.
 
@@ -139,11 +140,24 @@ def _builtin_dir(preset: str, vocabulary: list[str], cache_dir: Path) -> Path:
     return cache_dir / "models" / f"{preset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
+def builtin_model_names() -> list[str]:
+    """Every ``builtin:`` model: the embedded pretrained ones first, then the tiny random test models."""
+    from trex_ray.execute.embedded import embedded_names
+
+    return ["builtin:" + n for n in embedded_names()] + ["builtin:" + p for p in PRESETS]
+
+
 def _materialize_builtin(name: str, cache_dir: Path) -> Path:
+    from trex_ray.execute.embedded import EMBEDDED, EmbeddedModelError, materialize_embedded
+
     preset = name.split(":", 1)[1]
+    if preset in EMBEDDED:
+        try:
+            return materialize_embedded(preset, cache_dir)
+        except EmbeddedModelError as exc:
+            raise ModelError(str(exc)) from None
     if preset not in PRESETS:
-        known = ["builtin:" + p for p in PRESETS]
-        raise ModelError(f"model {name!r} is not a built-in model; use one of {known}")
+        raise ModelError(f"model {name!r} is not a built-in model; use one of {builtin_model_names()}")
     vocabulary = _builtin_vocabulary()
     final = _builtin_dir(preset, vocabulary, cache_dir)
     if (final / "config.json").is_file():
@@ -172,7 +186,7 @@ def _local(spec: ModelSpec) -> Path:
     if not (path / "config.json").is_file():
         raise ModelError(
             f"model {spec.id!r}: no Hugging Face model directory there (config.json missing); "
-            "give a directory written by save_pretrained, or a builtin:tiny-llama model"
+            "give a directory written by save_pretrained, or builtin:smollm2-135m"
         )
     return path
 
@@ -187,7 +201,7 @@ def _from_hub(spec: ModelSpec, cache_dir: Path) -> Path:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
             f"model {spec.id!r} could not be fetched from the Hugging Face hub ({type(exc).__name__}: "
-            f"{reason[:160]}); give a local model directory or a builtin:tiny-llama model instead"
+            f"{reason[:160]}); give a local model directory or builtin:smollm2-135m instead"
         ) from None
 
 

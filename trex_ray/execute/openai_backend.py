@@ -91,13 +91,15 @@ class OpenAIBackend:
         return name
 
     def generate(self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
-                 batch_size: int) -> list[str]:
+                 batch_size: int, allowed_token_ids: list[int] | None = None) -> list[str]:
+        """``allowed_token_ids``: one token, pushed into that set by the API's ``logit_bias``."""
         model = self._adapter(adapter_dir) if adapter_dir else self.served_model(model_dir)
         texts: list[str] = []
+        bias = {"logit_bias": {str(i): 100 for i in allowed_token_ids}} if allowed_token_ids else {}
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i:i + batch_size]
-            body = {"model": model, "prompt": chunk, "max_tokens": max_new_tokens, "temperature": 0.0,
-                    "n": 1, "stream": False}
+            body = {"model": model, "prompt": chunk, "max_tokens": 1 if bias else max_new_tokens,
+                    "temperature": 0.0, "n": 1, "stream": False, **bias}
             choices = sorted(self._post("/completions", body).json()["choices"], key=lambda c: c["index"])
             if len(choices) != len(chunk):
                 raise RuntimeError(f"/completions: {len(choices)} choices for {len(chunk)} prompts")

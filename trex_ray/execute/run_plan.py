@@ -78,7 +78,7 @@ def train_config(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> di
         "base_dir": str(base), "train_path": str(data_path / "train"), "val_path": str(data_path / "val"),
         "output_dir": str(checkpoint), "mode": plan.train.mode.value,
         "recipe": plan.train.model_dump(mode="json"), "seed": plan.seed,
-        "max_seq_len": ctx.task.model.max_seq_len, "parent_checkpoint": parent,
+        "max_seq_len": ctx.task.seq_len, "parent_checkpoint": parent,
         "parent_adapter": parent_adapter, "progress": ctx.on_progress,
         "num_threads": max(1, int(ctx.task.resources.cpus_per_worker)),
         "compile": ctx.task.resources.compile,
@@ -96,7 +96,7 @@ def _evaluate(plan: Plan, ctx: RunContext, base: Path, data: Any, trained: dict[
     backend = backend_for(plan, ctx, str(base))  # vLLM through the run's evaluator, or HF
     metric, metrics, samples = evaluate(
         backend, str(base), trained.get("checkpoint"), bool(trained.get("adapter")), data.eval,
-        ctx.task.metric.name.value, plan.eval.max_new_tokens or ctx.task.max_new_tokens, plan.eval.batch_size,
+        ctx.task.metric.name.value, plan.eval.max_new_tokens or ctx.task.new_tokens, plan.eval.batch_size,
     )
     return {"metric": metric, "metrics": metrics, "samples": samples, "eval_backend": backend.name}
 

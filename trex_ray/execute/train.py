@@ -69,15 +69,35 @@ def ensure_torch_extensions_dir() -> str:
 # --- data -------------------------------------------------------------------------------------
 
 
-def encode(tokenizer: Any, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
-    """Token ids of prompt + target + eos, and labels that score only the target and eos."""
-    p = tokenizer(prompt)["input_ids"]
-    full = tokenizer(prompt + " " + target)["input_ids"]
+def separator(prompt: str) -> str:
+    """What goes between a prompt and its answer: nothing after a chat template's assistant header
+    (it ends in a newline), else one space."""
+    return "" if prompt[-1:].isspace() else " "
+
+
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """A prompt's token ids; one rendered by a chat template carries its own special tokens."""
+    return list(tokenizer(prompt, add_special_tokens=not _has_specials(tokenizer, prompt))["input_ids"])
+
+
+def _has_specials(tokenizer: Any, text: str) -> bool:
+    return any(tok and tok in text for tok in (tokenizer.bos_token, "<|im_start|>", "<|start_header_id|>"))
+
+
+def target_ids(tokenizer: Any, prompt: str, target: str) -> list[int]:
+    """The ids of ``target`` as it follows ``prompt`` (the tokenization of the two together), no eos."""
+    p = prompt_ids(tokenizer, prompt)
+    full = prompt_ids(tokenizer, prompt + separator(prompt) + target)
     if full[: len(p)] == p and len(full) > len(p):
-        t = full[len(p):]
-    else:
-        t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
-    t = (t + [tokenizer.eos_token_id])[: max_len - 1]
+        return full[len(p):]
+    return list(tokenizer(separator(prompt) + target, add_special_tokens=False)["input_ids"])
+
+
+def encode(tokenizer: Any, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
+    """Token ids of prompt + target + eos, and labels that score only the target and eos (for a chat
+    template, the assistant's reply and its end-of-turn token); a long prompt loses its start."""
+    p = prompt_ids(tokenizer, prompt)
+    t = (target_ids(tokenizer, prompt, target) + [tokenizer.eos_token_id])[: max_len - 1]
     p = p[-(max_len - len(t)):]
     return p + t, [IGNORE] * len(p) + t
 

@@ -161,7 +161,7 @@ class EngineHost:
         self.info["wall_s"] = time.perf_counter() - t0  # includes waiting for the import
         return self.info
 
-    def generate(self, jobs: list[tuple[list[str], int, tuple[str, int, str] | None]],
+    def generate(self, jobs: list[tuple[Any, ...]],
                  sampling: dict[str, Any] | None = None) -> list[list[str]]:
         return self._call(("generate", jobs, sampling), None)
 
@@ -184,7 +184,8 @@ class _Engine:
     rank: int | None = None
 
 
-Job = tuple[Sequence[str], int, str | None]  # prompts, max_new_tokens, adapter directory or None
+# prompts, max_new_tokens, adapter directory or None[, allowed next-token ids or None]
+Job = tuple[Any, ...]
 
 
 class VLLMBackend:
@@ -208,15 +209,16 @@ class VLLMBackend:
 
     # --- the EvalBackend contract -----------------------------------------------------------
     def generate(self, model_dir: str, adapter_dir: str | None, prompts: list[str], max_new_tokens: int,
-                 batch_size: int) -> list[str]:
+                 batch_size: int, allowed_token_ids: list[int] | None = None) -> list[str]:
         """``batch_size`` is not used: the engine batches continuously within its KV-cache budget."""
-        return self.generate_many(model_dir, [(prompts, max_new_tokens, adapter_dir)])[0]
+        return self.generate_many(model_dir, [(prompts, max_new_tokens, adapter_dir, allowed_token_ids)])[0]
 
     def generate_many(self, model_dir: str, jobs: Sequence[Job],
                       sampling: dict[str, Any] | None = None) -> list[list[str]]:
         """``sampling``: more ``SamplingParams`` fields (greedy by default), e.g. ``{"ignore_eos": True}``."""
-        rank = max((adapter_rank(a) for _, _, a in jobs if a), default=None)
-        wire = [(list(p), int(n), self._lora(a) if a else None) for p, n, a in jobs]
+        rank = max((adapter_rank(job[2]) for job in jobs if job[2]), default=None)
+        wire = [(list(job[0]), int(job[1]), self._lora(job[2]) if job[2] else None,
+                 list(job[3]) if len(job) > 3 and job[3] else None) for job in jobs]
         key = _key(model_dir)
         self.stats["requests"] += len(jobs)
         self.stats["batches"] += 1

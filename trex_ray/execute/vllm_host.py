@@ -6,8 +6,8 @@ to it in pickled messages. The host imports vLLM at once (so a spare host is war
 * ``("start", engine_kwargs, env)`` → builds ``vllm.LLM`` in this process (V1 engine in-process,
   uni executor: one process per engine) → ``("ready", {"start_s", "import_s", "device"})``
   or ``("error", message)``;
-* ``("generate", jobs, sampling)`` with jobs ``[(prompts, max_new_tokens, lora or None)]``, lora
-  ``(name, int_id, path)`` → one ``LLM.generate`` over every job's prompts (each prompt with its
+* ``("generate", jobs, sampling)`` with jobs ``[(prompts, max_new_tokens, lora or None[, allowed])]``,
+  lora ``(name, int_id, path)``, allowed a list of the token ids the answer may take (or None) → one ``LLM.generate`` over every job's prompts (each prompt with its
   job's adapter and length; greedy unless ``sampling``, extra ``SamplingParams`` fields, says
   otherwise) → ``("ok", [[text, ...], ...])`` or ``("error", message)``;
 * ``("close",)`` or the parent gone (EOF) → exit.
@@ -59,8 +59,7 @@ def _start(kwargs: dict[str, Any], env: dict[str, str]) -> tuple[Any, dict[str, 
     return llm, {"start_s": time.perf_counter() - t0, "device": current_platform.device_type}
 
 
-def _generate(llm: Any, jobs: list[tuple[list[str], int, tuple[str, int, str] | None]],
-              sampling: dict[str, Any] | None = None) -> list[list[str]]:
+def _generate(llm: Any, jobs: list[tuple[Any, ...]], sampling: dict[str, Any] | None = None) -> list[list[str]]:
     from vllm import SamplingParams
     from vllm.lora.request import LoRARequest
 
@@ -70,9 +69,11 @@ def _generate(llm: Any, jobs: list[tuple[list[str], int, tuple[str, int, str] | 
     # vLLM detokenizes every sequence at every step; without stop strings the text is only needed at
     # the end, so the whole batch is decoded once (as HF's batch_decode does: the same text).
     at_end = not (sampling or {}).get("stop")
-    for job_prompts, max_new_tokens, lora in jobs:
+    for job in jobs:
+        job_prompts, max_new_tokens, lora = job[:3]
+        allowed = {"allowed_token_ids": list(job[3])} if len(job) > 3 and job[3] else {}
         sp = SamplingParams(**{"temperature": 0.0, "detokenize": not at_end, **(sampling or {}),
-                               "max_tokens": max_new_tokens})
+                               "max_tokens": max_new_tokens, **allowed})
         request = LoRARequest(lora[0], lora[1], lora[2]) if lora else None
         prompts += job_prompts
         params += [sp] * len(job_prompts)
@@ -84,9 +85,9 @@ def _generate(llm: Any, jobs: list[tuple[list[str], int, tuple[str, int, str] | 
     else:
         texts = [o.outputs[0].text.strip() for o in outs]
     result, i = [], 0
-    for job_prompts, _, _ in jobs:
-        result.append(texts[i:i + len(job_prompts)])
-        i += len(job_prompts)
+    for job in jobs:
+        result.append(texts[i:i + len(job[0])])
+        i += len(job[0])
     return result
 
 

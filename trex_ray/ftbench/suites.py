@@ -319,7 +319,7 @@ def _unreachable(repo_id: str, repo_type: str, timeout: float) -> str | None:
 def preflight(task: TaskSpec, analog: str | None = None, timeout: float = 10.0) -> None:
     """Raise ``BenchUnavailable`` (one line, naming the analog) when a hub source or model is unreachable."""
     hint = f"; run the offline analog `{analog}`" if analog else ""
-    for src in {s.id: s for s in [*task.data.train, task.data.eval] if s.kind == "hub"}.values():
+    for src in {s.id: s for s in [*task.data.train, task.data.eval] if s and s.kind == "hub"}.values():
         reason = _unreachable(src.id, "dataset", timeout)
         if reason:
             raise BenchUnavailable(f"hub dataset {src.id} unreachable ({reason}){hint}")

@@ -44,12 +44,22 @@ class MetricName(str, Enum):
     lawbench_score = "lawbench_score"
 
 
-class ModelSpec(Strict):
-    """The base model: ``builtin:<preset>`` (tiny, random init), a local directory, or a hub id."""
+DEFAULT_MODEL = "builtin:smollm2-135m"
+DEFAULT_MAX_SEQ_LEN = 256  # where no preflight measured the data
+DEFAULT_MAX_NEW_TOKENS = 16
 
-    id: str = Field(min_length=1)
+
+class ModelSpec(Strict):
+    """The base model: ``builtin:smollm2-135m`` (the default: a real pretrained model shipped in a
+    package), ``builtin:tiny-llama`` (random init, for fast tests), a local directory, or a hub id.
+
+    ``max_seq_len``: tokens per training example; None: measured by the preflight (the data's 99th
+    percentile), ``DEFAULT_MAX_SEQ_LEN`` where no preflight ran.
+    """
+
+    id: str = Field(default=DEFAULT_MODEL, min_length=1)
     revision: str | None = None
-    max_seq_len: int = Field(default=128, ge=8, le=131072)
+    max_seq_len: int | None = Field(default=None, ge=8, le=131072)
 
     @property
     def kind(self) -> str:
@@ -99,8 +109,17 @@ def _exists_locally(path: str) -> bool:
 
 
 class DataSpec(Strict):
+    """Three splits: *train* (what trials train on); *validation* (``val_size`` rows cut from the raw
+    train data before any data op, the same rows for every recipe, never trained on: what selection,
+    early stopping and pruning see); *test* (``eval``, never seen by the search: scored for the base
+    model and the nodes ranked best on validation). Without ``eval``, ``test_size`` rows of the train
+    data are the test split. Splits are seeded by ``split_seed``."""
+
     train: list[DataSource] = Field(min_length=1)
-    eval: DataSource
+    eval: DataSource | None = None  # the test split
+    val_size: int | None = Field(default=None, ge=1, le=100_000)  # None: 10 % of train, at most 200
+    test_size: int | None = Field(default=None, ge=1, le=1_000_000)  # None: 20 %, at most 1000
+    split_seed: int = 0
 
 
 class MetricSpec(Strict):
@@ -230,15 +249,24 @@ class EvalSpec(Strict):
 class TaskSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    model: ModelSpec
+    model: ModelSpec = ModelSpec()
     data: DataSpec
     metric: MetricSpec
     budget: Budget = Budget()
     resources: Resources = Resources()
     search: SearchSpec = SearchSpec()
     eval: EvalSpec = EvalSpec()
-    max_new_tokens: int = Field(default=16, ge=1, le=4096)
+    # None: measured by the preflight (the longest target in tokens), DEFAULT_MAX_NEW_TOKENS where none ran
+    max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     storage_path: str | None = None
+
+    @property
+    def new_tokens(self) -> int:
+        return self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+
+    @property
+    def seq_len(self) -> int:
+        return self.model.max_seq_len or DEFAULT_MAX_SEQ_LEN
 
     @model_validator(mode="after")
     def _metric_direction(self) -> TaskSpec:

@@ -47,10 +47,11 @@ def _messages(user: str) -> list[dict[str, Any]]:
 
 def task_block(task: TaskSpec) -> str:
     sources = ", ".join(f"{s.id} (weight {s.weight:g})" for s in task.data.train)
+    test = task.data.eval.id if task.data.eval else "cut from the train data"
     return (
         f"name: {task.name}\ndescription: {task.description or '(none)'}\nbase model: {task.model.id}\n"
-        f"train data: {sources}\neval data: {task.data.eval.id}\nmetric: {task.metric.name.value} "
-        f"(higher is better)\nmax_new_tokens at evaluation: {task.max_new_tokens}"
+        f"train data: {sources}\ntest data: {test}\nmetric: {task.metric.name.value} "
+        f"(higher is better)\nmax_new_tokens at evaluation: {task.new_tokens}"
     )
 
 
