@@ -18,3 +18,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache (built tiny models, prepared datasets) for every test of the session."""
     return tmp_path_factory.mktemp("trex-cache")
+
+
+@pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    """The embedded SmolLM2-135M-Instruct as an HF folder, converted once into the repo's cache
+    (about 20 s the first time on 2 cores; kept between sessions)."""
+    from trex_ray.execute.embedded import materialize_embedded
+
+    return materialize_embedded("smollm2-135m", REPO / ".cache")

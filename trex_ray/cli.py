@@ -141,7 +141,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.run_dir and _has_run(args.run_dir):
         raise UserError(f"--run-dir {args.run_dir}: a run already lives there; "
                         f"use `trex resume {args.run_dir}`")
-    return _run(task, args.run_dir, args.address, not args.quiet)
+    task, run_dir = _preflight(task, args.run_dir)
+    return _run(task, run_dir, args.address, not args.quiet)
+
+
+def _preflight(task: TaskSpec, run_dir: str | None) -> tuple[TaskSpec, str]:
+    """Check the data against the model and measure it, before Ray starts or any budget is spent."""
+    from trex_ray.execute.preflight import PreflightError, preflight
+    from trex_ray.runtime.paths import RunPaths
+
+    paths = RunPaths.for_run(task, run_dir)
+    try:
+        task, notes = preflight(task, paths.cache_dir)
+    except PreflightError as exc:
+        raise UserError(str(exc)) from None
+    for note in notes:
+        print(f"trex: {note}", file=sys.stderr)
+    return task, str(paths.location)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -155,7 +171,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -> int:
-    from trex_ray.report import leaderboard, summary
+    from trex_ray.report import leaderboard, summary, verdict
     from trex_ray.runtime.driver import run
 
     tree, path = run(task, run_dir, address=address, live=live)
@@ -163,12 +179,17 @@ def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -
     print(leaderboard(tree, task))
     best = info["best"]
     if best:
-        print(f"\nbest: {best['node_id']} {task.metric.name.value}={best['metric']:.4f} "
-              f"(base {info['base_metric']}) — {best['plan']}")
+        print(f"\nbest on validation: {best['node_id']} {task.metric.name.value}={best['metric']:.4f} "
+              f"(base {_fmt(info['base_metric'])}) — {best['plan']}")
     print(f"nodes: {info['finished_nodes']} finished, {info['counts']}; peak running at once: "
           f"{info['peak_concurrency']}; stopped because: {info['stop_reason']}")
+    print(verdict(tree, task))
     print(f"run lives in {path}")
     return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _check_planner(task: TaskSpec) -> None:

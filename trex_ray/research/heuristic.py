@@ -74,9 +74,13 @@ class HeuristicPlanner:
     # --- drafts from the base model ---------------------------------------------------
     def _drafts(self, base: Plan, profile: dict[str, Any]) -> list[Plan]:
         seed = self.task.search.seed
-        full = TrainRecipe(mode=TrainMode.full, learning_rate=2e-3, epochs=2)
+        rates = draft_rates(profile.get("model") or {})
+        full = TrainRecipe(mode=TrainMode.full, learning_rate=rates.full, epochs=rates.epochs)
+        lora = TrainRecipe(mode=TrainMode.lora, learning_rate=rates.lora, epochs=rates.epochs, lora_r=16,
+                           lora_alpha=32, lora_dropout=rates.lora_dropout)
         drafts = [
-            Plan(train=full, seed=seed, rationale="baseline: full fine-tune, moderate learning rate"),
+            Plan(train=full, seed=seed,
+                 rationale=f"baseline: full fine-tune at lr {rates.full:g} ({rates.why})"),
             Plan(
                 data=base.data.model_copy(
                     update={"ops": [DataOp(op="dedup"), DataOp(op="label_noise_filter")]}),
@@ -85,20 +89,19 @@ class HeuristicPlanner:
                 rationale=f"clean the data first (noise estimate {profile.get('noise_estimate', '?')}, "
                 f"duplicates {profile.get('duplicate_fraction', '?')})",
             ),
-            Plan(
-                train=TrainRecipe(mode=TrainMode.lora, learning_rate=5e-3, epochs=2, lora_r=16,
-                                  lora_alpha=32),
-                seed=seed,
-                rationale="LoRA: far fewer trainable weights; is it enough for this task?",
-            ),
-            Plan(train=full.model_copy(update={"learning_rate": 5e-4, "epochs": 3}), seed=seed,
-                 rationale="a slower, longer full fine-tune"),
-            Plan(train=full.model_copy(update={"learning_rate": 5e-3}), seed=seed,
+            Plan(train=lora, seed=seed,
+                 rationale="LoRA: far fewer trainable weights; is it enough for this task?"),
+            Plan(train=full.model_copy(update={"learning_rate": rates.full / 4,
+                                               "epochs": rates.epochs * 1.5}),
+                 seed=seed, rationale="a slower, longer full fine-tune"),
+            Plan(train=full.model_copy(update={"learning_rate": rates.full * 2.5}), seed=seed,
                  rationale="a faster learning rate"),
         ]
         noisy = (profile.get("noise_estimate") or 0) > 0.05 or (profile.get("duplicate_fraction") or 0) > 0.01
         if not noisy:
             drafts.append(drafts.pop(1))  # cleaning is a long shot on clean data
+        if rates.pretrained:  # LoRA is the usual first try on a pretrained model: try it second
+            drafts.insert(1, drafts.pop(2))
         return drafts
 
     # --- refinements of a trained node ------------------------------------------------
@@ -127,7 +130,7 @@ class HeuristicPlanner:
             out.append(b.with_train(f"refine {node.id}: continue gently from its checkpoint", base=b.warm,
                                     learning_rate=gentle))
         out.append(b.with_train(f"refine {node.id}: train longer from scratch", epochs=train.epochs + 1))
-        template = next(t for t in ("instruct", "qa", "plain") if t != plan.data.template)
+        template = next(t for t in ("instruct", "qa", "auto") if t != plan.data.template)
         out.append(b.variant(plan.data.model_copy(update={"template": template}),
                              f"refine {node.id}: prompt template {template}"))
         return out
@@ -153,6 +156,33 @@ class HeuristicPlanner:
             return (-(sum(known) / len(known)) if known else 0.0, index)
 
         return [p for _, p in sorted(enumerate(candidates), key=score)]
+
+
+@dataclass(frozen=True)
+class DraftRates:
+    full: float
+    lora: float
+    epochs: float
+    lora_dropout: float
+    pretrained: bool
+    why: str
+
+
+# A random-init model (the tiny test ones) learns from scratch: high rates, more epochs. A pretrained
+# one is fine-tuned gently: full fine-tuning near 1e-4 at 135 M parameters, lower for larger models
+# (~ 1/sqrt(size), as commonly used: ~3e-5 at 1.7 B, ~1.4e-5 at 8 B), LoRA at ten times that.
+RANDOM_INIT = DraftRates(2e-3, 5e-3, 2.0, 0.0, False, "a model trained from random weights")
+REFERENCE_PARAMS = 1.35e8
+
+
+def draft_rates(model: dict[str, Any]) -> DraftRates:
+    """Learning rates and epochs of the drafts, from what is known of the model (``model_facts``)."""
+    if not model.get("pretrained", False):
+        return RANDOM_INIT
+    params = model.get("params") or 1.7e9  # unknown hub model: assume a small LLM
+    full = min(2e-4, max(1e-5, 1e-4 * (REFERENCE_PARAMS / params) ** 0.5))
+    return DraftRates(round(full, 7), round(min(2e-3, 10 * full), 6), 1.0, 0.05, True,
+                      f"pretrained, {params / 1e6:.0f} M parameters")
 
 
 @dataclass(frozen=True)

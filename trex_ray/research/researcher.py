@@ -242,6 +242,21 @@ class Researcher:
             waits = [_retry_at(n) - now for n in pending if not _due(n, now)]
             return max(0.0, min(waits)) if waits else None
 
+    # --- the test split: after the search, never during it ----------------------------------
+    def to_test(self) -> list[Node]:
+        """Nodes still to be scored on the test split: the base model and the ``search.test_top_k`` best
+        on validation (trained nodes with a checkpoint). Asked once the search has stopped."""
+        with self._lock:
+            root = self.tree.root
+            best = [n for n in self.tree.ranked() if n.parent is not None and n.result is not None
+                    and n.result.checkpoint][: self.task.search.test_top_k]
+            wanted = ([root] if root is not None and root.ok else []) + best
+            return [n for n in wanted if n.test is None]
+
+    def on_test(self, node_id: str, scored: dict[str, Any]) -> None:
+        """Record a node's test score (or ``{"error": ...}``); the search never reads it."""
+        self._emit(EventKind.node_tested, node_id, **scored)
+
     def finish(self, reason: str) -> None:
         with self._lock:
             if self.tree.finished_reason is None:

@@ -100,6 +100,27 @@ class NodeRunner:
         return result.model_dump(mode="json")
 
 
+    def test(self, job: NodeJob, checkpoint: str | None, adapter: bool,
+             evaluator: Any = None) -> dict[str, Any]:
+        """The node's score on the test split (``execute.run_plan.score_test``); never raises."""
+        from trex_ray.execute.run_plan import one_line, score_test
+        from trex_ray.runtime.evaluator import EvaluatorClient
+
+        task = TaskSpec.model_validate(job.task)
+        try:
+            if checkpoint and is_remote(checkpoint):
+                local = parent_local(job.cache_dir, checkpoint)
+                ensure_local(checkpoint, local)
+                checkpoint = local
+            ctx = RunContext(task=task, node_id=job.node_id, work_dir=Path(job.work_dir),
+                             cache_dir=Path(job.cache_dir), launcher=None,  # type: ignore[arg-type]
+                             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None)
+            return score_test(Plan.model_validate(job.plan), ctx, checkpoint, adapter)
+        except Exception as exc:  # noqa: BLE001 - a failed test score is recorded, not raised
+            log.warning("%s: test scoring failed: %s", job.node_id, one_line(exc), exc_info=True)
+            return {"error": one_line(exc)}
+
+
 def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
     from trex_ray.runtime.train_launcher import RayTrainLauncher
 

@@ -130,6 +130,7 @@ class ResearcherActor:
                 self._collect(ref)
             self._enforce_timeouts()
         reason = self.researcher.stop_reason() or "nothing left to try"
+        self._score_tests()
         self.researcher.finish(reason)
         self.runners.close()
         self._close_evaluator()
@@ -137,10 +138,36 @@ class ResearcherActor:
             self.pool.leave.remote(self.run_id)
         return {"reason": reason, "peak_running": self.peak_running}
 
+    def _score_tests(self) -> None:
+        """After the search: the base model and the best nodes on validation, scored on the test split
+        (at once, each on a runner; a resumed run scores only those still missing)."""
+        running = {}
+        for node in self.researcher.to_test():
+            runner = self.runners.take()
+            checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
+            adapter = node.plan.train.mode is TrainMode.lora
+            ref = runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator())
+            running[ref] = (node.id, runner)
+            log.info("%s: scoring on the test split", node.id)
+        for ref, (node_id, runner) in running.items():
+            try:
+                scored = ray.get(ref, timeout=self.task.budget.trial_timeout_seconds)
+            except Exception as exc:  # noqa: BLE001 - a lost runner: recorded, the run still ends
+                scored = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+            self.runners.give_back(runner, healthy="error" not in scored)
+            self.researcher.on_test(node_id, scored)
+
     def _dispatch(self, node: Node, self_handle: Any) -> None:
+        job = self._job(node)
+        runner = self.runners.take()
+        ref = runner.run.remote(job, self_handle, self._evaluator())
+        self.running[ref] = _Running(node.id, runner, holds_slot=_trains(node))
+        log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
+
+    def _job(self, node: Node) -> NodeJob:
         parent = self.researcher.tree.get(node.parent) if node.parent else None
         warm = node.plan.train.warm_start and parent is not None and parent.result is not None
-        job = NodeJob(
+        return NodeJob(
             node_id=node.id,
             plan=node.plan.model_dump(mode="json"),
             task=self.task.model_dump(mode="json"),
@@ -152,10 +179,6 @@ class ResearcherActor:
             attempt=node.attempts,
             checkpoint_location=join(self.location, "nodes", node.id, "checkpoint"),
         )
-        runner = self.runners.take()
-        ref = runner.run.remote(job, self_handle, self._evaluator())
-        self.running[ref] = _Running(node.id, runner, holds_slot=_trains(node))
-        log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
 
     @staticmethod
     def _new_runner() -> Any:

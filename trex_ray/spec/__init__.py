@@ -1,7 +1,16 @@
 """Typed records of a task, a plan and a result; no Ray, no torch."""
 
 from trex_ray.spec.load import SpecError, load_task, validate
-from trex_ray.spec.plan import TEMPLATES, DataOp, DataRecipe, EvalRecipe, Plan, TrainMode, TrainRecipe
+from trex_ray.spec.plan import (
+    TEMPLATE_NAMES,
+    TEMPLATES,
+    DataOp,
+    DataRecipe,
+    EvalRecipe,
+    Plan,
+    TrainMode,
+    TrainRecipe,
+)
 from trex_ray.spec.result import Cost, Decision, FailureKind, Outcome, Progress, Result
 from trex_ray.spec.task import (
     Budget,
@@ -17,7 +26,8 @@ from trex_ray.spec.task import (
 )
 
 __all__ = [
-    "TEMPLATES", "Budget", "Cost", "DataOp", "DataRecipe", "DataSource", "DataSpec", "Decision", "EvalRecipe",
+    "TEMPLATES", "TEMPLATE_NAMES", "Budget", "Cost", "DataOp", "DataRecipe", "DataSource", "DataSpec",
+    "Decision", "EvalRecipe",
     "EvalSpec", "FailureKind", "MetricName", "MetricSpec", "ModelSpec", "Outcome", "Plan", "Progress",
     "Resources", "Result", "SearchSpec", "SpecError", "TaskSpec", "TrainMode", "TrainRecipe",
     "load_task", "validate",

@@ -29,6 +29,9 @@ TEMPLATES: dict[str, str] = {
     "instruct": "task: {task}\ninput: {input}\nanswer:",
     "qa": "question: {input}\nanswer:",
 }
+# ``chat``: the model's own chat template with the task's instruction (execute/prompts.py);
+# ``auto``: ``chat`` for a model that has one, else ``plain``.
+TEMPLATE_NAMES: tuple[str, ...] = ("auto", "chat", *TEMPLATES)
 
 
 class DataOp(Strict):
@@ -40,7 +43,7 @@ class DataOp(Strict):
 
 class DataRecipe(Strict):
     ops: list[DataOp] = Field(default_factory=list)
-    template: str = "plain"
+    template: str = "auto"
 
     def has(self, op: str) -> bool:
         return any(o.op == op for o in self.ops)
@@ -62,6 +65,9 @@ class TrainRecipe(Strict):
     grad_clip: float = Field(default=1.0, ge=0)
     lora_r: int = Field(default=8, ge=1, le=1024)
     lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    # module names (suffixes) that get adapters; None: every attention and MLP projection the model has
+    lora_targets: tuple[str, ...] | None = None
     zero_stage: int = Field(default=0, ge=0, le=3)
     warm_start: bool = False  # continue from the parent's checkpoint, paying only these epochs
     eval_every_fraction: float = Field(default=0.25, gt=0, le=1)

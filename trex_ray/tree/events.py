@@ -18,6 +18,9 @@ class EventKind(str, Enum):
     node_requeued = "node_requeued"  # payload: reason (a crash or a lost worker interrupted it)
     node_pruned = "node_pruned"  # payload: reason
     insight = "insight"  # payload: text, facts
+    # payload: test_metric, test_metrics, samples, eval_backend, rows (or error): a score on the test
+    # split, which the search never reads; made for the base model and the best nodes on validation
+    node_tested = "node_tested"
     run_finished = "run_finished"  # payload: reason
 
 

@@ -46,6 +46,8 @@ class Node:
     # Attempts that failed in a way worth retrying (lost worker, timeout) and were re-queued:
     # {"attempt", "failure", "error", "cost"}. Their compute counts; their reward is never backed up.
     failed_attempts: list[dict[str, Any]] = field(default_factory=list)
+    # The node's score on the test split (``node_tested``): never read by the search, only reported.
+    test: dict[str, Any] | None = None
     started_at: float | None = None  # wall-clock time of the latest start
     finished_at: float | None = None
     # Backed-up statistics of the subtree rooted here (finished descendants and itself).
@@ -56,6 +58,10 @@ class Node:
     @property
     def metric(self) -> float | None:
         return self.result.metric if self.result is not None and self.result.ok else None
+
+    @property
+    def test_metric(self) -> float | None:
+        return self.test.get("test_metric") if self.test else None
 
     @property
     def ok(self) -> bool:

@@ -203,6 +203,16 @@ class SearchTree:
         node.prune_reason = event.payload.get("reason", "")
         return node
 
+    def _on_node_tested(self, event: Event) -> Node:
+        node = self.get(event.node_id or "")
+        node.test = dict(event.payload)
+        return node
+
+    def ranked(self) -> list[Node]:
+        """Scored nodes, best on validation first (the earlier node on a tie)."""
+        scored = [n for n in self.nodes.values() if n.metric is not None]
+        return sorted(scored, key=lambda n: (-(n.metric or 0.0), int(n.id[1:])))
+
     def _on_insight(self, event: Event) -> Node | None:
         record = {"node_id": event.node_id, **event.payload}
         self.insights.append(record)

@@ -16,7 +16,7 @@ from trex_ray.research.heuristic import diagnose
 from trex_ray.research.llm.memory import render_findings, render_insights, render_tree
 from trex_ray.research.llm.schemas import BOUNDS
 from trex_ray.research.llm.tools import Finding
-from trex_ray.spec import TEMPLATES, TaskSpec
+from trex_ray.spec import TEMPLATE_NAMES, TaskSpec
 from trex_ray.tree import Node, SearchTree
 
 SYSTEM = (
@@ -113,7 +113,8 @@ def strategy_messages(
         f"{render_tree(tree, node, task.metric.name.value)}\n\n"
         f"## Node to expand: {node.id}\n{about}\nIts plan: {json.dumps(plan)}\n\n"
         f"## Allowed data ops (in order of application)\n{_ops_block(ops)}\n"
-        f"Prompt templates: {sorted(TEMPLATES)}. Value ranges: {_bounds_block()}.\n\n"
+        f"Prompt templates: {list(TEMPLATE_NAMES)} (auto: the model's chat template when it has one). "
+        f"Value ranges: {_bounds_block()}.\n\n"
         f"## Your answer\nCall propose_plans with up to {k} child plans of {node.id}. Each changes "
         f"something, repeats no experiment in the tree, and gives a short rationale in plain prose "
         "(cite finding ids in `cites`). Fields you leave out keep the parent's values; data.ops, when "

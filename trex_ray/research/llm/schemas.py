@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trex_ray.spec import TEMPLATES, MetricName
+from trex_ray.spec import TEMPLATE_NAMES, MetricName
 
 # name -> (low, high, JSON type); shared by the validation models and the tool schemas.
 BOUNDS: dict[str, tuple[float, float, str]] = {
@@ -136,7 +136,7 @@ def plans_tool(k: int, ops: list[str]) -> dict[str, Any]:
     data = _obj(
         {
             "ops": {"type": "array", "items": op, "maxItems": MAX_OPS},
-            "template": {"type": "string", "enum": sorted(TEMPLATES)},
+            "template": {"type": "string", "enum": list(TEMPLATE_NAMES)},
         }
     )
     plan = _obj(

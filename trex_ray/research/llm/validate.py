@@ -32,7 +32,7 @@ from trex_ray.research.llm.schemas import (
     PlansAnswer,
     QueriesAnswer,
 )
-from trex_ray.spec import TEMPLATES, Plan, TaskSpec, TrainMode
+from trex_ray.spec import TEMPLATE_NAMES, Plan, TaskSpec, TrainMode
 from trex_ray.tree import Node, SearchTree
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,9 @@ class PlanCheck:
             if draft.data.ops is not None:
                 base["data"]["ops"] = [self._op(o.op, o.params) for o in draft.data.ops]
             if draft.data.template is not None:
-                if draft.data.template not in TEMPLATES:
+                if draft.data.template not in TEMPLATE_NAMES:
                     raise Rejection(
-                        f"unknown template {draft.data.template!r}; use one of {sorted(TEMPLATES)}"
+                        f"unknown template {draft.data.template!r}; use one of {list(TEMPLATE_NAMES)}"
                     )
                 base["data"]["template"] = draft.data.template
         if draft.train is not None:
