@@ -23,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproj
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/trex run sentiment --max-nodes 16 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/trex run tweet_sentiment --max-nodes 6 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q --durations=15

@@ -103,11 +103,15 @@ def test_unknown_task_or_split() -> None:
 
 def test_registry() -> None:
     names = [name for name, _ in list_builtin_tasks()]
-    assert names == sorted(TASKS)
+    assert names == ["sotu_party", "tweet_sentiment", *sorted(TASKS)]  # real data first
+    for name in names[:2]:
+        task = builtin_task(name)
+        assert task.model.id == "builtin:smollm2-135m" and task.data.eval.split == "test"
+        assert task.data.eval.limit >= 300 and task.data.val_size and task.metric.name is MetricName.accuracy
     metrics = {
         "sentiment": MetricName.accuracy, "reverse": MetricName.exact_match, "headline": MetricName.rougeL,
     }
-    for name in names:
+    for name in names[2:]:
         task = builtin_task(name)
         assert task.name == name and task.metric.name is metrics[name]
         assert task.model.id == "builtin:tiny-llama"

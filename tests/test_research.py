@@ -577,3 +577,60 @@ def test_continuations_grow_where_each_trial_pays_a_fixed_cost(fixed, expected):
     assert continuation_epochs(lone.tree, only) == 1.0  # one kind of run: no fit, one epoch
     plans = HeuristicPlanner(make_task()).propose(b.tree, node, k=12)
     assert all(p.train.epochs == expected for p in plans if p.train.warm_start)
+
+
+# --- the test split: after the search, for the base and the best on validation -------------
+def test_after_the_search_the_base_and_the_best_on_validation_are_scored_on_test(tmp_path):
+    from trex_ray.report import summary, verdict
+
+    r = open_run(tmp_path, "budget.max_nodes=6", "search.test_top_k=2")
+    drive(r, slots=2)
+    wanted = r.to_test()
+    ranked = [n for n in r.tree.ranked() if n.parent is not None]
+    assert [n.id for n in wanted] == [ROOT_ID, ranked[0].id, ranked[1].id]
+    for node in wanted:
+        r.on_test(node.id, {"test_metric": (node.metric or 0) - 0.05, "rows": 320})
+    assert r.to_test() == []  # a resumed run scores only what is missing
+    replayed = Store(tmp_path / "run").replay()
+    info = summary(replayed, r.task)
+    assert info["model"] == "builtin:tiny-llama"
+    assert info["base_metric"] == BASE_METRIC and info["base_test_metric"] == BASE_METRIC - 0.05
+    assert info["best"]["val_metric"] == ranked[0].metric
+    assert info["best"]["test_metric"] == ranked[0].metric - 0.05
+    assert info["test_gain"] == info["best"]["test_metric"] - info["base_test_metric"]
+    records = {n["id"]: n for n in info["nodes"]}
+    assert records[ranked[2].id]["test_metric"] is None and records[ranked[2].id]["val_metric"] is not None
+    assert verdict(replayed, r.task).startswith("test split: best")
+
+
+def test_the_verdict_says_loudly_when_no_node_beat_the_base(tmp_path):
+    from trex_ray.report import verdict
+
+    b = TreeBuilder()
+    b.root(0.5)
+    child = b.child("n0", 0.6)
+    b.emit(EventKind.node_tested, "n0", test_metric=0.55)
+    b.emit(EventKind.node_tested, child, test_metric=0.50)
+    assert verdict(b.tree, make_task()).startswith("NO NODE BEAT THE BASE MODEL on the test split")
+
+
+def test_pretrained_drafts_are_gentle_and_scaled_by_size():
+    from trex_ray.research.heuristic import draft_rates
+
+    small = draft_rates({"pretrained": True, "params": 134_515_008})
+    large = draft_rates({"pretrained": True, "params": 1_700_000_000})
+    random_init = draft_rates({"pretrained": False})
+    assert 5e-5 <= small.full <= 2e-4 and small.lora == pytest.approx(10 * small.full)
+    assert large.full < small.full / 3
+    assert random_init.full == 2e-3  # the tiny test model learns from scratch
+    task = make_task(["search.seed=0"])
+    b = TreeBuilder()
+    b.root(0.4)
+    profile = {"model": {"pretrained": True, "params": 134_515_008, "chat": True}, **CLEAN}
+    b.tree.meta["profile"] = profile
+    drafts = HeuristicPlanner(task).propose(b.tree, b.tree.root, k=5)
+    assert [p.train.mode for p in drafts[:2]] == [TrainMode.full, TrainMode.lora]
+    assert max(p.train.learning_rate for p in drafts if p.train.mode is TrainMode.full) <= 3e-4
+    assert all(p.data.template == "auto" for p in drafts)
+    lora = drafts[1].train
+    assert (lora.lora_r, lora.lora_alpha, lora.lora_dropout) == (16, 32, 0.05)

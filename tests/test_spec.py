@@ -158,8 +158,15 @@ def test_missing_field(tmp_path):
 
 def test_missing_nested_field():
     raw = task_dict()
-    del raw["data"]["eval"]
-    assert "field data.eval" in spec_error(raw)
+    del raw["data"]["train"]
+    assert "field data.train" in spec_error(raw)
+
+
+def test_model_and_eval_may_be_left_out():
+    raw = task_dict()
+    del raw["model"], raw["data"]["eval"]
+    task = load_task(raw)
+    assert task.model.id == "builtin:smollm2-135m" and task.data.eval is None
 
 
 def test_unknown_field(tmp_path):

@@ -75,7 +75,7 @@ def test_reading_the_loss_every_few_steps_changes_nothing(full_parent: Result, c
 def test_full_fine_tuning_zero0_reduces_the_loss(full_parent: Result) -> None:
     _learned(full_parent)
     assert (Path(full_parent.checkpoint) / "model.safetensors").is_file()  # type: ignore[arg-type]
-    assert full_parent.cost.train_steps == 45 and full_parent.cost.train_tokens > 0
+    assert full_parent.cost.train_steps == 50 and full_parent.cost.train_tokens > 0  # 400 train rows, batch 8
     assert full_parent.eval_backend == "hf" and len(full_parent.samples) == 5
     assert full_parent.provenance["plan_hash"] and full_parent.provenance["versions"]["deepspeed"]
 
@@ -147,14 +147,17 @@ def test_get_backend_knows_hf_and_names_the_choices() -> None:
 @pytest.mark.slow
 def test_sentiment_base_is_poor_and_fine_tuning_learns_it(cache: Path, tmp_path: Path) -> None:
     base = _run(Plan(train=TrainRecipe(mode="none")), cache, tmp_path / "base")
-    assert base.outcome is Outcome.finished and base.metric is not None and base.metric < 0.2
+    # a random model's answers, constrained to the three labels, are right about a third of the time
+    assert base.outcome is Outcome.finished and base.metric is not None and base.metric < 0.45
     trained = _run(Plan(train=TrainRecipe(mode="full", learning_rate=1e-3, epochs=2, batch_size=8)), cache,
                    tmp_path / "trained")
-    # 2 epochs land between ~0.6 and ~0.85 depending on the seed (see the report)
-    assert trained.metric is not None and trained.metric >= base.metric + 0.4, trained.curve
-    eval_ds = prepare(Plan().data, TASK, cache).eval
-    again, metrics, samples = evaluate(HFBackend(), "unused", trained.checkpoint, False, eval_ds, "accuracy",
-                                       max_new_tokens=2, batch_size=64)
+    # scored on validation rows cut from the generated train split, whose labels are ~20 % flipped: 2
+    # epochs land near 0.55 (the clean eval split of the same model scored 0.6-0.85 before)
+    assert trained.metric is not None and trained.metric >= base.metric + 0.2, trained.curve
+    prepared = prepare(Plan().data, TASK, cache)
+    again, metrics, samples = evaluate(HFBackend(), "unused", trained.checkpoint, False, prepared.val,
+                                       "accuracy", max_new_tokens=2, batch_size=64,
+                                       labels=prepared.stats["labels"])
     assert again == trained.metric and metrics["accuracy"] == again and samples == trained.samples
 
 

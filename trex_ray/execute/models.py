@@ -232,19 +232,25 @@ def estimate_params(config: dict[str, Any]) -> int | None:
 
 def model_facts(spec: ModelSpec) -> dict[str, Any]:
     """What the planner sizes its recipes by, without loading the model: parameters (None when unknown),
-    whether it is pretrained (the tiny test models are random), and its name."""
+    whether it is pretrained (the tiny test models are random) and has a chat template (None: unknown)."""
     from trex_ray.execute.embedded import EMBEDDED
 
     name = spec.id.removeprefix("builtin:")
     if spec.kind == "builtin":
         if name in EMBEDDED:
-            return {"id": spec.id, "params": EMBEDDED[name].params, "pretrained": True}
-        return {"id": spec.id, "params": None, "pretrained": False}
-    config_path = Path(spec.id).expanduser() / "config.json"
-    if spec.kind == "local" and config_path.is_file():
-        params = estimate_params(json.loads(config_path.read_text()))
-        return {"id": spec.id, "params": params, "pretrained": True}
-    return {"id": spec.id, "params": None, "pretrained": True}
+            return {"id": spec.id, "params": EMBEDDED[name].params, "pretrained": True, "chat": True}
+        return {"id": spec.id, "params": None, "pretrained": False, "chat": False}
+    folder = Path(spec.id).expanduser()
+    if spec.kind == "local" and (folder / "config.json").is_file():
+        params = estimate_params(json.loads((folder / "config.json").read_text()))
+        return {"id": spec.id, "params": params, "pretrained": True, "chat": _has_chat_template(folder)}
+    return {"id": spec.id, "params": None, "pretrained": True, "chat": None}
+
+
+def _has_chat_template(folder: Path) -> bool:
+    config = folder / "tokenizer_config.json"
+    in_config = config.is_file() and "chat_template" in json.loads(config.read_text())
+    return in_config or (folder / "chat_template.jinja").is_file()
 
 
 # --- checkpoints and loading ----------------------------------------------------------------

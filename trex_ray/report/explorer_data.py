@@ -97,7 +97,8 @@ def node_data(tree: SearchTree, node: Node, run_dir: Path | None) -> dict[str, A
         "parent": node.parent,
         "depth": node.depth,
         "status": node.status.value,
-        "metric": _num(node.metric),
+        "metric": _num(node.metric),  # on the validation split
+        "test_metric": _num(node.test_metric),  # on the test split: the base and the best nodes only
         "label": describe(node),
         "plan": flat_plan(node),
         "changes": plan_changes(parent.plan, node.plan) if parent else [],
@@ -173,6 +174,7 @@ def explorer_data(tree: SearchTree, run_dir: str | Path | None = None, live: boo
         "generated_at": time.time(),
         "counts": counts,
         "base_metric": _num(root.metric) if root else None,
+        "base_test_metric": _num(root.test_metric) if root else None,
         "best_path": [n.id for n in tree.best_path()],
         "compute": [[c, _num(b), i] for c, b, i in best_vs_compute(tree)],
         "insights": [_text(i.get("text")) for i in tree.insights],

@@ -101,7 +101,8 @@ class HeuristicPlanner:
         if not noisy:
             drafts.append(drafts.pop(1))  # cleaning is a long shot on clean data
         if rates.pretrained:  # LoRA is the usual first try on a pretrained model: try it second
-            drafts.insert(1, drafts.pop(2))
+            lora_at = next(i for i, d in enumerate(drafts) if d.train.mode is TrainMode.lora)
+            drafts.insert(1, drafts.pop(lora_at))
         return drafts
 
     # --- refinements of a trained node ------------------------------------------------
@@ -130,9 +131,10 @@ class HeuristicPlanner:
             out.append(b.with_train(f"refine {node.id}: continue gently from its checkpoint", base=b.warm,
                                     learning_rate=gentle))
         out.append(b.with_train(f"refine {node.id}: train longer from scratch", epochs=train.epochs + 1))
-        template = next(t for t in ("instruct", "qa", "auto") if t != plan.data.template)
-        out.append(b.variant(plan.data.model_copy(update={"template": template}),
-                             f"refine {node.id}: prompt template {template}"))
+        if not (profile.get("model") or {}).get("chat"):  # a chat model is prompted through its template
+            template = next(t for t in ("instruct", "qa", "auto") if t != plan.data.template)
+            out.append(b.variant(plan.data.model_copy(update={"template": template}),
+                                 f"refine {node.id}: prompt template {template}"))
         return out
 
     # --- insights -----------------------------------------------------------------------

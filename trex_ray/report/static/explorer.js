@@ -180,6 +180,9 @@ class App {
         nodeLink(this, best.id), h("b", {text: " " + fmtMetric(best.metric)}),
         m.base !== null && best.id !== (m.roots[0] && m.roots[0].id)
           ? h("span", {class: "delta", text: ` (${fmtDelta(best.metric - m.base)} vs base)`}) : null) : null,
+      best && best.test_metric !== null && best.test_metric !== undefined && d.base_test_metric !== null
+        ? h("span", {class: "stat", id: "test-score", text: `test ${fmtMetric(best.test_metric)} vs base `
+            + `${fmtMetric(d.base_test_metric)}`}) : null,
       h("span", {class: "stat", text: `compute ${fmtSeconds(total)}`}));
     const finished = d.finished_reason ? `finished: ${d.finished_reason}` : "";
     if (!d.live) this.liveBox.textContent = finished || "snapshot " + fmtTime(d.generated_at);

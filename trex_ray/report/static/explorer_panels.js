@@ -167,7 +167,9 @@ function renderDetails(app, n) {
     h("div", {class: "d-title"}, h("span", {class: "d-id", text: n.id}), statusChip(n.status),
       n.id === model.bestId ? h("span", {class: "chip best", text: "★ best"}) : null),
     h("div", {class: "d-metric"}, h("span", {class: "big", text: fmtMetric(n.metric)}),
-      h("span", {class: "muted", text: " " + (model.data.task.metric || "metric")}),
+      h("span", {class: "muted", text: " validation " + (model.data.task.metric || "metric")}),
+      n.test_metric !== null && n.test_metric !== undefined
+        ? h("span", {class: "stat", text: ` · test ${fmtMetric(n.test_metric)}`}) : null,
       parent && parent.metric !== null && n.metric !== null
         ? h("span", {class: "delta", text: ` ${fmtDelta(n.metric - parent.metric)} vs ${parent.id}`}) : null,
       model.base !== null && n.metric !== null && n.parent !== null
