@@ -133,5 +133,6 @@ def test_cli_tasks_lists_builtins_and_suites() -> None:
         [sys.executable, "-m", "trex_ray.cli", "tasks"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0
-    for word in ("sentiment", "reverse", "headline", "ftbench/aci", "ftbench-mini/aci"):
+    for word in ("tweet_sentiment", "sotu_party", "builtin:smollm2-135m", "sentiment", "reverse", "headline",
+                 "ftbench/aci", "ftbench-mini/aci"):
         assert word in out.stdout

@@ -620,7 +620,7 @@ def test_pretrained_drafts_are_gentle_and_scaled_by_size():
     small = draft_rates({"pretrained": True, "params": 134_515_008})
     large = draft_rates({"pretrained": True, "params": 1_700_000_000})
     random_init = draft_rates({"pretrained": False})
-    assert 5e-5 <= small.full <= 2e-4 and small.lora == pytest.approx(10 * small.full)
+    assert 1e-4 <= small.full <= 5e-4 and small.lora == pytest.approx(10 * small.full)
     assert large.full < small.full / 3
     assert random_init.full == 2e-3  # the tiny test model learns from scratch
     task = make_task(["search.seed=0"])
@@ -630,7 +630,7 @@ def test_pretrained_drafts_are_gentle_and_scaled_by_size():
     b.tree.meta["profile"] = profile
     drafts = HeuristicPlanner(task).propose(b.tree, b.tree.root, k=5)
     assert [p.train.mode for p in drafts[:2]] == [TrainMode.full, TrainMode.lora]
-    assert max(p.train.learning_rate for p in drafts if p.train.mode is TrainMode.full) <= 3e-4
+    assert max(p.train.learning_rate for p in drafts if p.train.mode is TrainMode.full) <= 6e-4
     assert all(p.data.template == "auto" for p in drafts)
     lora = drafts[1].train
     assert (lora.lora_r, lora.lora_alpha, lora.lora_dropout) == (16, 32, 0.05)

@@ -293,7 +293,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from trex_ray.ftbench import list_builtin_tasks
 
     for name, description in list_builtin_tasks():
-        print(f"{name:<12} {description}")
+        print(f"{name:<16} {description}")
     for line in _bench_cli().task_lines():
         print(line)
     return 0

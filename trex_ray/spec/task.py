@@ -2,12 +2,12 @@
 
 Example (YAML)::
 
-    name: sentiment
-    description: Classify the sentiment of a short review.
-    model: {id: "builtin:tiny-llama"}
+    name: tweets
+    description: Classify the sentiment of a tweet.
+    model: {id: "builtin:smollm2-135m"}     # the default; may be left out
     data:
-      train: [{id: "builtin:sentiment", split: train}]
-      eval: {id: "builtin:sentiment", split: eval}
+      train: [{id: "builtin:tweet_sentiment", split: train, limit: 400}]
+      eval: {id: "builtin:tweet_sentiment", split: test, limit: 320}   # the test split
     metric: {name: accuracy}
     budget: {max_nodes: 12}
 """

@@ -30,7 +30,7 @@ from trex_ray.research.llm.validate import clean_text, parse_json, schema_error
 from trex_ray.spec import SpecError, TaskSpec, validate
 from trex_ray.spec.task import LLMSpec
 
-DEFAULT_BASE_MODEL = "builtin:tiny-llama"
+DEFAULT_BASE_MODEL = "builtin:smollm2-135m"  # the embedded real model (spec DEFAULT_MODEL)
 PEEK_ROWS = 200
 _INPUT_NAMES = (
     "input",
