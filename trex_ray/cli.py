@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from trex_ray.spec import SpecError, TaskSpec, load_task
+from trex_ray.spec.uri import credentials_error
 
 log = logging.getLogger("trex")
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _check_location(getattr(args, "run_dir", None), "--run-dir" if args.command == "run" else "RUN_DIR")
         return int(args.func(args) or 0)
     except (UserError, SpecError) as exc:
         print(f"trex: error: {exc}", file=sys.stderr)
@@ -127,6 +129,13 @@ def resolve_task(name_or_path: str, overrides: list[str]) -> TaskSpec:
         raise UserError(f"task {name_or_path!r}: no such file or built-in task; "
                         f"built-ins: {', '.join(names)}")
     return load_task(name_or_path, overrides)
+
+
+def _check_location(location: str | None, flag: str) -> None:
+    """A run location with credentials in it is refused before anything reads or writes it."""
+    error = credentials_error(location, flag)
+    if error is not None:
+        raise UserError(error)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trex_ray.spec.result import FailureKind
+from trex_ray.spec.uri import credentials_error
 
 
 class Strict(BaseModel):
@@ -261,6 +262,14 @@ class TaskSpec(Strict):
     # None: measured by the preflight (the longest target in tokens), DEFAULT_MAX_NEW_TOKENS where none ran
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     storage_path: str | None = None
+
+    @field_validator("storage_path")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        error = credentials_error(value)
+        if error is not None:
+            raise ValueError(error)
+        return value
 
     @property
     def new_tokens(self) -> int:
