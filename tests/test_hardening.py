@@ -3,15 +3,19 @@ bounded data-op params. Pure: no Ray, no training."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 import yaml
-from factories import task_dict
+from factories import make_plan, task_dict
 
 from trex_ray.cli import main
 from trex_ray.spec import SpecError, load_task
 from trex_ray.spec.uri import credentials_problem
+from trex_ray.store import JOURNAL, Store, StoreError
+from trex_ray.tree import Event, EventKind
 
 SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY"
 SECRET_URIS = [
@@ -72,3 +76,75 @@ def test_trex_run_refuses_a_task_whose_storage_path_holds_credentials(tmp_path, 
     out, err = capsys.readouterr()
     assert SECRET not in out + err and err.count("\n") == 2
     assert _files(tmp_path) == {task_file, clean_file}
+
+
+# --- journal writes -----------------------------------------------------------------------------
+def _events(store: Store) -> list[tuple[int, str | None]]:
+    return [(e.seq, e.node_id) for e in store.events()]
+
+
+def _add(store: Store, i: int) -> Event:
+    plan = make_plan(lr=1e-3 * (1 + i)).model_dump(mode="json")
+    return store.append(Event(kind=EventKind.node_added, node_id=f"n{i}", payload={
+        "parent": None if i == 0 else "n0", "plan": plan, "note": "é" * 50}))
+
+
+def test_short_writes_are_written_whole(tmp_path, monkeypatch):
+    real_write = os.write
+    store = Store(tmp_path / "run")
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))  # 7 bytes a call
+        for i in range(5):
+            _add(store, i)
+    assert _events(Store(tmp_path / "run", readonly=True)) == [(i, f"n{i}") for i in range(5)]
+    assert len(Store(tmp_path / "run").replay()) == 5
+
+
+def _full_disk_after(limit: int):
+    """An ``os.write`` that writes ``limit`` more bytes, part of a line, then fails with ENOSPC."""
+    real_write, left = os.write, [limit]
+
+    def write(fd: int, data: bytes) -> int:
+        if left[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = real_write(fd, bytes(data[: min(len(data), left[0], 40)]))
+        left[0] -= n
+        return n
+
+    return write
+
+
+@pytest.mark.parametrize("cut_fails", [False, True])
+def test_a_full_disk_mid_line_fails_loudly_and_leaves_the_journal_replayable(tmp_path, monkeypatch,
+                                                                             cut_fails):
+    store = Store(tmp_path / "run")
+    for i in range(3):
+        _add(store, i)
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", _full_disk_after(100))
+        if cut_fails:  # the disk refuses even the repair: the next append repairs first
+            m.setattr(os, "ftruncate", lambda fd, size: (_ for _ in ()).throw(OSError(errno.EIO, "EIO")))
+        with pytest.raises(StoreError, match="event 3 not written .*No space left.*free disk space") as info:
+            _add(store, 3)
+        assert "\n" not in str(info.value)
+    journal = (tmp_path / "run" / JOURNAL).read_bytes()
+    assert journal.endswith(b"\n") is not cut_fails  # a torn tail only if it could not be cut
+    assert _events(Store(tmp_path / "run", readonly=True)) == [(0, "n0"), (1, "n1"), (2, "n2")]
+    _add(store, 3)  # space again: the same sequence number, after the last whole event
+    _add(store, 4)
+    assert _events(Store(tmp_path / "run", readonly=True)) == [(i, f"n{i}") for i in range(5)]
+    assert [n.id for n in Store(tmp_path / "run").replay()] == [f"n{i}" for i in range(5)]
+
+
+def test_a_writer_that_died_mid_line_is_repaired_by_the_next(tmp_path, monkeypatch):
+    store = Store(tmp_path / "run")
+    _add(store, 0)
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", _full_disk_after(60))
+        m.setattr(os, "ftruncate", lambda fd, size: (_ for _ in ()).throw(OSError(errno.EIO, "EIO")))
+        with pytest.raises(StoreError):
+            _add(store, 1)
+    reopened = Store(tmp_path / "run")  # a resume: recover() cuts the torn tail
+    assert reopened.exists and (tmp_path / "run" / JOURNAL).read_bytes().endswith(b"\n")
+    _add(reopened, 1)
+    assert _events(reopened) == [(0, "n0"), (1, "n1")]

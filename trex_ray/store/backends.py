@@ -2,9 +2,10 @@
 
 ``Store`` (journal.py) keeps the contract (append / replay / snapshot); a backend only moves bytes:
 
-* ``LocalBackend`` — ``journal.jsonl`` appended with ``fsync`` per event (a torn last line, the
-  trace of a crash mid-write, is cut on open); ``snapshot.json`` written to a temp file, fsynced
-  and ``os.replace``d.
+* ``LocalBackend`` — ``journal.jsonl`` appended with ``fsync`` per event, each line written whole
+  (``os.write`` in a loop); a write that fails (a full disk) is cut back at once and raises, and a
+  torn last line, the trace of a crash mid-write, is cut on open; ``snapshot.json`` written to a
+  temp file, fsynced and ``os.replace``d.
 * ``ObjectBackend`` — ``s3://`` / ``gs://`` (anything ``pyarrow.fs.FileSystem.from_uri`` opens):
   one immutable object per event, ``events/<seq:012d>.json`` (an object PUT is atomic, so there
   is no torn tail), and ``snapshot.json`` overwritten whole. Replay lists ``events/``. One writer
@@ -19,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -72,6 +74,7 @@ class LocalBackend:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal_path = self.run_dir / JOURNAL
         self.snapshot_path = self.run_dir / SNAPSHOT
+        self._torn = False  # a failed append may have left part of a line that is not yet cut
 
     def exists(self) -> bool:
         return self.journal_path.is_file() or self.snapshot_path.is_file()
@@ -97,12 +100,34 @@ class LocalBackend:
         return last + 1
 
     def append(self, seq: int, line: bytes) -> None:
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Write the whole line (``os.write`` may write part of it) and fsync; on a failure (a full
+        disk) cut what was written of it, so that the journal still ends with a whole event, and
+        raise: the event was not recorded."""
+        fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            if self._torn:
+                self._cut(fd, _last_line_end(fd))
+            start = os.fstat(fd).st_size
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+            except OSError as exc:
+                self._torn = True
+                self._cut(fd, start)
+                raise StoreError(f"{self.journal_path}: event {seq} not written ({exc.strerror or exc}); "
+                                 "free disk space, then resume the run") from None
         finally:
             os.close(fd)
+
+    def _cut(self, fd: int, size: int) -> None:
+        """Truncate the journal to ``size`` (a whole-event boundary); if that fails too the next
+        append tries again before it writes, and a replay stops at the torn tail meanwhile."""
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            self._torn = False
+        except OSError as exc:
+            log.error("journal %s: could not cut a partly written event (%s)", self.journal_path, exc)
 
     def lines(self, after: int = -1) -> Iterator[bytes]:
         if not self.journal_path.exists():
@@ -182,6 +207,29 @@ class ObjectBackend:
             return None
         with self.fs.open_input_stream(path) as f:
             return bytes(f.read())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (it may write fewer than asked, e.g. on a full disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, f"write returned {written}")
+        view = view[written:]
+
+
+def _last_line_end(fd: int, chunk: int = 65536) -> int:
+    """The size of the journal up to its last newline (0 if none): where its whole events end."""
+    end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - chunk)
+        block = os.pread(fd, end - start, start)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
 
 
 def _contiguous(seqs: list[int]) -> list[int]:
