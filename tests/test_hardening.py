@@ -4,12 +4,14 @@ bounded data-op params. Pure: no Ray, no training."""
 from __future__ import annotations
 
 import errno
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from factories import make_plan, task_dict
+from factories import TreeBuilder, make_plan, make_task, task_dict
 
 from trex_ray.cli import main
 from trex_ray.spec import SpecError, load_task
@@ -148,3 +150,97 @@ def test_a_writer_that_died_mid_line_is_repaired_by_the_next(tmp_path, monkeypat
     assert reopened.exists and (tmp_path / "run" / JOURNAL).read_bytes().endswith(b"\n")
     _add(reopened, 1)
     assert _events(reopened) == [(0, "n0"), (1, "n1")]
+
+
+# --- bounded data-op params ---------------------------------------------------------------------
+def _nest(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("op", "params", "reason"), [
+    ("source_mix", {"n": 10**12}, r"n=1000000000000; use a number in \[1, 40000\] \(at most 100x"),
+    ("source_mix", {"n": 2_000_000}, r"n=2000000; use a number in \[1, 40000\]"),
+    ("source_mix", {"weights": {"builtin:sentiment": {"deep": 1}}}, r"weights\[builtin:sentiment\]="),
+    ("source_mix", {"weights": [1, 2]}, "weights must be a mapping"),
+    ("subsample", {"n": 10**7}, r"n=10000000; use a number in \[1, 1e\+06\]"),
+    ("subsample", {"fraction": float("nan")}, "fraction=nan"),
+    ("length_filter", {"max_words": 10**6}, r"max_words=1000000; use a number in \[1, 100000\]"),
+    ("length_filter", {"min_words": 10**9}, "min_words="),
+    ("label_noise_filter", {"folds": 101}, r"folds=101; use a number in \[2, 100\]"),
+    ("label_noise_filter", {"folds": 1e308}, "folds="),
+    ("label_noise_filter", {"mode": {"$gt": ""}}, "mode=.*single number or word"),
+    ("dedup", {"key": "x" * 1000}, "key=.*single number or word"),
+    ("dedup", {"key": _nest(100)}, r"key=\[\[\[.*single number or word"),
+    ("subsample", {"n": [5]}, "n=.*not a list or mapping"),
+])
+def test_every_op_param_is_bounded_and_scalar(op, params, reason):
+    from trex_ray.execute.op_params import check_op
+    from trex_ray.execute.sources import DataError
+
+    with pytest.raises(DataError, match=f"data op '{op}': {reason}") as info:
+        check_op(op, params, rows=400, task=make_task())
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_bounded_params_within_limits_pass():
+    from trex_ray.execute.op_params import check_op
+
+    task = make_task()
+    assert check_op("source_mix", {"n": 40_000}, 400, task)["n"] == 40_000
+    assert check_op("subsample", {"n": 1_000_000}, 400, task)["n"] == 1_000_000
+    assert check_op("label_noise_filter", {"folds": 100.0}, 400, task)["folds"] == 100
+    assert check_op("length_filter", {}, 400, task) == {"min_words": 1, "max_words": 48}
+
+
+def _plan_check(profile_rows: int | None = 400):
+    from trex_ray.research.llm.validate import PlanCheck, registry
+
+    registry()  # the executor's imports (datasets), once per process: not the answer's cost
+    builder = TreeBuilder()
+    builder.emit(EventKind.run_started, None, task={}, profile={"train_examples": profile_rows})
+    root = builder.tree.get(builder.root())
+    return PlanCheck(make_task(), builder.tree, root, k=2, cite_ids=set())
+
+
+def _answer(*ops: dict) -> str:
+    plans = [{"data": {"ops": [op]}, "train": {"learning_rate": 1e-3 * (i + 1)},
+              "rationale": f"plan {i}"} for i, op in enumerate(ops)]
+    return json.dumps({"plans": plans})
+
+
+def test_an_llm_plan_asking_for_10_to_the_12_rows_is_refused_at_once_with_its_reason(monkeypatch):
+    from trex_ray.execute.data import OPS
+    from trex_ray.research.llm.client import Rejection
+
+    check = _plan_check()
+    for name in list(OPS):  # the validator checks params; it never runs an op
+        monkeypatch.setitem(OPS, name, lambda *a: pytest.fail("an op ran inside the validator"))
+    t0 = time.perf_counter()
+    with pytest.raises(Rejection, match=r"no usable plan: plans.0: data op 'source_mix': n=1000000000000"):
+        check(_answer({"op": "source_mix", "params": {"n": 10**12}}))
+    plans, problems = check(_answer({"op": "source_mix", "params": {"n": 10**12}},
+                                    {"op": "source_mix", "params": {"n": 800}}))
+    assert time.perf_counter() - t0 < 0.5
+    assert [p.data.ops[0].params for p in plans] == [{"n": 800}]
+    assert problems == [f"plans.0: data op 'source_mix': n={10**12}; use a number in [1, 40000] "
+                        "(at most 100x the data's 400 examples and 1,000,000)"]
+
+
+def test_an_llm_plan_nesting_params_a_hundred_deep_is_refused_at_once_with_its_reason():
+    from trex_ray.research.llm.client import Rejection
+
+    check = _plan_check(profile_rows=None)  # no profile: the default size
+    t0 = time.perf_counter()
+    with pytest.raises(Rejection, match="the answer nests lists or objects 10[0-9] deep; keep it under 12"):
+        check(_answer({"op": "subsample", "params": {"n": _nest(100)}}))
+    deep = _answer({"op": "dedup", "params": {"key": "KEY"}}).replace('"KEY"', "[" * 7000 + "1" + "]" * 7000)
+    with pytest.raises(Rejection, match="nests lists or objects 700[0-9] deep"):  # json.loads would recurse
+        check(deep)
+    plans, problems = check(_answer({"op": "subsample", "params": {"n": _nest(3)}},
+                                    {"op": "subsample", "params": {"n": 100}}))
+    assert time.perf_counter() - t0 < 0.5
+    assert len(plans) == 1
+    assert problems[0].startswith("plans.0: data op 'subsample': n=[[[1]]]; give a single")

@@ -41,6 +41,7 @@ from datasets import Dataset, DatasetDict
 
 from trex_ray.execute.metrics import normalize
 from trex_ray.execute.models import model_facts
+from trex_ray.execute.op_params import MAX_DROP, check_op
 from trex_ray.execute.prompts import render_prompts, resolve_template, template_identity
 from trex_ray.execute.sources import DataError, load_train
 from trex_ray.execute.splits import task_splits
@@ -50,10 +51,6 @@ from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
 logger = logging.getLogger(__name__)
 
 DATA_FORMAT_VERSION = 3  # bump when prepare's output changes, so that caches invalidate
-MAX_DROP = 0.3  # the noise filter never drops more than this fraction
-NOISE_DEFAULTS: dict[str, Any] = {
-    "threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto", "max_drop": MAX_DROP,
-}
 
 
 @dataclass(frozen=True)
@@ -92,20 +89,6 @@ class PreparedData:
 
 
 # --- op helpers ------------------------------------------------------------------------------
-def _params(op: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        allowed = sorted(defaults) or "no params"
-        raise DataError(f"data op {op!r}: unknown params {unknown}; use only {allowed}")
-    return {**defaults, **params}
-
-
-def _number(op: str, name: str, value: Any, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise DataError(f"data op {op!r}: {name}={value!r}; use a number in [{low}, {high}]")
-    return value
-
-
 def _words(text: str) -> list[str]:
     return str(text).split()
 
@@ -114,7 +97,7 @@ def _col(ds: Dataset, name: str) -> list[Any]:
     return list(ds[name])
 
 
-# --- ops -------------------------------------------------------------------------------------
+# --- ops: each checks its params against bounds first (op_params.py), then touches the data ---
 @register_op("source_mix")
 def source_mix(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     """Resample to ``n`` examples, each train source in proportion to its weight.
@@ -122,13 +105,8 @@ def source_mix(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     Weights come from the task's ``DataSource.weight`` unless ``weights: {source_id: w}``
     overrides them; a source smaller than its quota is repeated (upsampled).
     """
-    p = _params("source_mix", params, {"n": len(ds), "weights": {}})
-    n = int(_number("source_mix", "n", p["n"], 1))
-    weights = {src.id: src.weight for src in ctx.task.data.train}
-    if not isinstance(p["weights"], dict) or set(p["weights"]) - set(weights):
-        bad = p["weights"]
-        raise DataError(f"data op 'source_mix': weights={bad!r}; map source ids {sorted(weights)} to numbers")
-    weights.update({k: _number("source_mix", f"weights[{k}]", v, 0) for k, v in p["weights"].items()})
+    p = check_op("source_mix", params, len(ds), ctx.task)
+    n, weights = p["n"], p["weights"]
     groups: dict[str, list[int]] = defaultdict(list)
     has_source = "source" in ds.column_names
     for i, source in enumerate(_col(ds, "source") if has_source else [ctx.task.data.train[0].id] * len(ds)):
@@ -146,9 +124,7 @@ def source_mix(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
 @register_op("dedup")
 def dedup(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     """Drop exact duplicates of the normalized input (``key: input_target`` also compares the target)."""
-    p = _params("dedup", params, {"key": "input"})
-    if p["key"] not in ("input", "input_target"):
-        raise DataError(f"data op 'dedup': key={p['key']!r}; use 'input' or 'input_target'")
+    p = check_op("dedup", params, len(ds), ctx.task)
     targets = _col(ds, "target") if p["key"] == "input_target" else [""] * len(ds)
     seen: set[tuple[str, str]] = set()
     keep = []
@@ -163,9 +139,8 @@ def dedup(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
 @register_op("length_filter")
 def length_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     """Keep examples whose input + target word count lies in [``min_words``, ``max_words``]."""
-    p = _params("length_filter", params, {"min_words": 1, "max_words": 48})
-    low = _number("length_filter", "min_words", p["min_words"], 0)
-    high = _number("length_filter", "max_words", p["max_words"], low)
+    p = check_op("length_filter", params, len(ds), ctx.task)
+    low, high = p["min_words"], p["max_words"]
     pairs = zip(_col(ds, "input"), _col(ds, "target"), strict=True)
     sizes = [len(_words(x)) + len(_words(y)) for x, y in pairs]
     keep = [i for i, size in enumerate(sizes) if low <= size <= high]
@@ -175,13 +150,8 @@ def length_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Datase
 @register_op("subsample")
 def subsample(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     """A seeded random subset of ``n`` examples or of a ``fraction`` of them (order kept)."""
-    p = _params("subsample", params, {"n": None, "fraction": None})
-    if (p["n"] is None) == (p["fraction"] is None):
-        raise DataError("data op 'subsample': give exactly one of n (a count) or fraction (0-1]")
-    if p["n"] is not None:
-        k = int(_number("subsample", "n", p["n"], 1))
-    else:
-        k = round(len(ds) * _number("subsample", "fraction", p["fraction"], 0, 1))
+    p = check_op("subsample", params, len(ds), ctx.task)
+    k = p["n"] if p["n"] is not None else round(len(ds) * p["fraction"])
     k = min(k, len(ds))
     return ds.select(sorted(ctx.rng("subsample").sample(range(len(ds)), k)))
 
@@ -194,13 +164,7 @@ def label_noise_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> D
     probability is below ``threshold``. Free-text targets: drop an example when less than
     ``min_overlap`` of its target's words occur in its input. ``mode``: auto / label / text.
     """
-    p = _params("label_noise_filter", params, NOISE_DEFAULTS)
-    if p["mode"] not in ("auto", "label", "text"):
-        raise DataError(f"data op 'label_noise_filter': mode={p['mode']!r}; use 'auto', 'label' or 'text'")
-    _number("label_noise_filter", "threshold", p["threshold"], 0, 1)
-    _number("label_noise_filter", "min_overlap", p["min_overlap"], 0, 1)
-    _number("label_noise_filter", "folds", p["folds"], 2, 100)
-    _number("label_noise_filter", "max_drop", p["max_drop"], 0, 1)
+    p = check_op("label_noise_filter", params, len(ds), ctx.task)
     flags = noise_flags(_col(ds, "input"), _col(ds, "target"), p, ctx.seed)
     return ds.select([i for i, bad in enumerate(flags) if not bad])
 

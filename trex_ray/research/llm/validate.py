@@ -4,10 +4,10 @@ Layers, each one a reason the model can act on: (1) the answer is one JSON objec
 size; (2) it matches the answer schema (``schemas.py``: unknown keys, wrong types and absurd
 values fail); (3) free text (rationales, insights, queries) holds no code, shell commands,
 markup or prompt-injection phrases; (4) data ops exist in the executor's registry and their
-params pass the op's own checks (a dry run of our op on a 12-row sample: our code, the
-model's *data*); (5) the merged ``Plan`` validates, trains (no ``mode: none`` child), only
-warm-starts from a trained parent, repeats no experiment and respects learning-rate ceilings
-learned from divergences. Nothing the model writes is ever executed. Example::
+params pass the op's own bounded checks for the run's data size (``execute/op_params.py``:
+nothing runs, so no param can ask for unbounded work); (5) the merged ``Plan`` validates, trains
+(no ``mode: none`` child), only warm-starts from a trained parent, repeats no experiment and
+respects learning-rate ceilings learned from divergences. Nothing the model writes is ever executed. Example::
 
     check = PlanCheck(task, tree, parent, k=2, cite_ids={"F1"})
     plans, problems = check(answer_text)      # or raises Rejection
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -38,6 +37,8 @@ from trex_ray.tree import Node, SearchTree
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_CHARS = 300
+MAX_NESTING = 12  # a plans answer needs 8 (answer, plans, a plan, data, ops, an op, params, weights)
+DEFAULT_ROWS = 10_000  # the data's size for op bounds when the run has no profile of it
 _HOSTILE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"```|<\?php|#!/"), "a code block"),
     (
@@ -93,6 +94,9 @@ def parse_json(text: str) -> dict[str, Any]:
     body = text.strip()
     fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", body, re.DOTALL)
     body = fenced.group(1) if fenced else body
+    if _nesting(body) > MAX_NESTING:
+        raise Rejection(f"the answer nests lists or objects {_nesting(body)} deep; keep it under "
+                        f"{MAX_NESTING} levels (params are single numbers or words)")
     try:
         value = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -109,6 +113,24 @@ def parse_json(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Rejection(f"the answer is JSON {type(value).__name__}, not an object; give one JSON object")
     return value
+
+
+def _nesting(text: str) -> int:
+    """How deep brackets nest in ``text`` (strings skipped): an upper bound on the JSON's depth, found
+    without parsing it (a parser recurses once per level)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def schema_error(exc: ValidationError, limit: int = 5) -> str:
@@ -215,7 +237,7 @@ class PlanCheck:
         bad = next((hostile(v) for v in _strings(params) if hostile(v)), None)
         if bad:
             raise Rejection(f"data op {name!r}: a param contains {bad}")
-        error = dry_run(self.task, name, blob)
+        error = dry_run(self.task, name, params, data_rows(self.task, self.tree))
         if error:
             raise Rejection(error)
         return {"op": name, "params": params}
@@ -269,34 +291,27 @@ def op_summaries() -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=256)
-def _dry_run_cached(task_json: str, name: str, params_json: str) -> str | None:
-    from datasets import Dataset
+def dry_run(task: TaskSpec, name: str, params: dict[str, Any], rows: int) -> str | None:
+    """The op's own complaint about these params for data of ``rows`` examples, or None. Only the op's
+    bounded param checks run (``execute/op_params.py``): no data is touched, whatever the params ask."""
+    from trex_ray.execute.op_params import check_op
+    from trex_ray.execute.sources import DataError
 
-    from trex_ray.execute.data import OPS, DataError, OpContext
-
-    task = TaskSpec.model_validate_json(task_json)
-    source = task.data.train[0].id
-    rows = [
-        {
-            "input": f"sample {i} of the text {'good' if i % 2 else 'bad'} words here",
-            "source": source,
-            "target": "positive" if i % 2 else "negative",
-        }
-        for i in range(12)
-    ]
     try:
-        OPS[name](Dataset.from_list(rows), json.loads(params_json), OpContext(task=task, seed=0))
+        check_op(name, params, rows, task)
     except DataError as exc:
         return str(exc)
-    except Exception as exc:  # noqa: BLE001 - not a params problem (e.g. a 12-row sample is too small)
-        log.debug("dry run of %s on a sample: %s", name, exc)
     return None
 
 
-def dry_run(task: TaskSpec, name: str, params_json: str) -> str | None:
-    """The op's own complaint about these params, or None (it accepted them, or cannot tell)."""
-    return _dry_run_cached(task.model_dump_json(), name, params_json)
+def data_rows(task: TaskSpec, tree: SearchTree) -> int:
+    """The train data's size: from the run's data profile, else the sources' limits, else a default."""
+    profile = tree.meta.get("profile") or {}
+    rows = profile.get("train_examples") if isinstance(profile, dict) else None
+    if isinstance(rows, int) and not isinstance(rows, bool) and rows > 0:
+        return rows
+    limits = [src.limit for src in task.data.train]
+    return sum(limits) if all(limits) else DEFAULT_ROWS  # type: ignore[arg-type]
 
 
 # --- insights and queries ------------------------------------------------------------------------
