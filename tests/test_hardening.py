@@ -190,6 +190,7 @@ def test_bounded_params_within_limits_pass():
 
     task = make_task()
     assert check_op("source_mix", {"n": 40_000}, 400, task)["n"] == 40_000
+    assert check_op("source_mix", {}, 3_000_000, task)["n"] == 3_000_000  # n defaults to the data's size
     assert check_op("subsample", {"n": 1_000_000}, 400, task)["n"] == 1_000_000
     assert check_op("label_noise_filter", {"folds": 100.0}, 400, task)["folds"] == 100
     assert check_op("length_filter", {}, 400, task) == {"min_words": 1, "max_words": 48}

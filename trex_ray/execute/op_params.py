@@ -97,7 +97,7 @@ def _word(op: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
 @_register("source_mix")
 def _source_mix(params: dict[str, Any], rows: int, task: TaskSpec) -> dict[str, Any]:
     p = _params("source_mix", params, {"n": rows, "weights": {}}, mappings=("weights",))
-    high = max(1, min(MAX_ROWS, MAX_UPSAMPLE * rows))
+    high = max(1, rows, min(MAX_ROWS, MAX_UPSAMPLE * rows))  # the data's own size is always allowed
     why = f" (at most {MAX_UPSAMPLE}x the data's {rows} examples and {MAX_ROWS:,})"
     n = int(_number("source_mix", "n", p["n"], 1, high, why))
     weights = {src.id: src.weight for src in task.data.train}
