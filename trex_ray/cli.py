@@ -70,8 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no live display")
     run.set_defaults(func=cmd_run)
 
-    resume = sub.add_parser("resume", help="continue a stopped or crashed run")
+    resume = sub.add_parser("resume", help="continue a stopped, crashed or finished run")
     resume.add_argument("run_dir")
+    resume.add_argument("overrides", nargs="*", help="a new budget, e.g. budget.max_nodes=24 "
+                        "(budget.* only: it extends the run, a finished one too)")
     resume.add_argument("--address")
     resume.add_argument("--quiet", action="store_true")
     resume.set_defaults(func=cmd_resume)
@@ -170,13 +172,24 @@ def _preflight(task: TaskSpec, run_dir: str | None) -> tuple[TaskSpec, str]:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from trex_ray.runtime.driver import task_of
+    task = resume_task(args.run_dir, list(args.overrides))
+    return _run(task, args.run_dir, args.address, not args.quiet)
 
+
+def resume_task(run_dir: str, overrides: list[str]) -> TaskSpec:
+    """The task a run was started with (its budget as last changed), with ``budget.*`` overrides."""
+    from trex_ray.store import read_tree
+
+    for item in overrides:
+        key = item.partition("=")[0]
+        if not key.startswith("budget.") or key == "budget.":
+            raise UserError(f"override {key!r}: only budget.* may change on resume (e.g. "
+                            "budget.max_nodes=24); start a new run to change anything else")
     try:
-        task = task_of(args.run_dir)
+        recorded = read_tree(run_dir).meta["task"]
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
-    return _run(task, args.run_dir, args.address, not args.quiet)
+    return load_task(recorded, overrides)
 
 
 def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -> int:

@@ -1,7 +1,8 @@
 """Budgets: nodes, compute-seconds and wall time, read off the tree so that they survive a resume.
 
 ``max_nodes`` counts experiments beyond the base model; the compute of every node (finished,
-failed or stopped) counts; wall time runs from the run's first start.
+failed or stopped) counts; wall time runs from the run's first start, or from the resume that gave
+the run a new ``wall_seconds`` (``budget_changed``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class BudgetTracker:
         return done + retried
 
     def wall_used(self) -> float:
-        started = self.tree.meta.get("started")
+        """Seconds since the run's first start, or since a resume that set a new wall-time limit."""
+        started = self.tree.meta.get("wall_started") or self.tree.meta.get("started")
         return time.time() - started if started else 0.0
 
     def exhausted(self) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 from trex_ray.research.budget import BudgetTracker
 from trex_ray.research.insights import distill
 from trex_ray.research.planner import Planner, get_planner
-from trex_ray.spec import Decision, Plan, Progress, Result, TaskSpec, TrainMode, TrainRecipe
+from trex_ray.spec import Budget, Decision, Plan, Progress, Result, TaskSpec, TrainMode, TrainRecipe
 from trex_ray.store import Store
 from trex_ray.tree import ROOT_ID, Event, EventKind, Node, NodeStatus, SearchTree, TreePolicy, UCTPolicy
 
@@ -68,6 +68,7 @@ class Researcher:
             self._emit(EventKind.run_started, None, task=task.model_dump(mode="json"),
                        run_id=run_id or Path(run_dir).name, profile=profile or {}, started=time.time())
         else:
+            self._record_budget()
             self._requeue_interrupted()
         if self.tree.root is None:  # a new run, or a crash right after run_started
             root = Plan(train=TrainRecipe(mode=TrainMode.none), seed=task.search.seed,
@@ -89,6 +90,19 @@ class Researcher:
                     if i < len(self._ranked) and self._ranked[i][2] == node.id:
                         del self._ranked[i]
             return node
+
+    def _record_budget(self) -> None:
+        """A resume with a new budget (``trex resume RUN budget.max_nodes=N``) journals it, so that every
+        replay and later resume reads it back; a finished run then goes on."""
+        recorded = (self.tree.meta.get("task") or {}).get("budget")
+        try:
+            if recorded is not None and Budget.model_validate(recorded) == self.task.budget:
+                return
+        except ValueError:  # a budget this version cannot read: record the current one
+            pass
+        budget = self.task.budget.model_dump(mode="json")
+        log.info("resume: the budget is now %s", budget)
+        self._emit(EventKind.budget_changed, None, budget=budget)
 
     def _requeue_interrupted(self) -> None:
         for node in self.tree.with_status(NodeStatus.running):

@@ -22,6 +22,9 @@ class EventKind(str, Enum):
     # split, which the search never reads; made for the base model and the best nodes on validation
     node_tested = "node_tested"
     run_finished = "run_finished"  # payload: reason
+    # payload: budget (the whole new Budget, as a dict): `trex resume RUN budget.max_nodes=N` raised or
+    # lowered it; replay applies it to meta["task"], and a finished run goes on
+    budget_changed = "budget_changed"
 
 
 class Event(BaseModel):

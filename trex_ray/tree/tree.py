@@ -150,6 +150,16 @@ class SearchTree:
     def _on_run_finished(self, event: Event) -> None:
         self.finished_reason = event.payload.get("reason", "done")
 
+    def _on_budget_changed(self, event: Event) -> None:
+        """The run's budget from now on (``meta["task"]["budget"]``); a finished run is finished no more.
+        A changed wall-time limit counts from this event (``meta["wall_started"]``)."""
+        task = dict(self.meta.get("task") or {})
+        old, new = dict(task.get("budget") or {}), dict(event.payload["budget"])
+        if old.get("wall_seconds") != new.get("wall_seconds"):
+            self.meta["wall_started"] = event.time
+        self.meta["task"] = {**task, "budget": new}
+        self.finished_reason = None
+
     def _on_node_added(self, event: Event) -> Node:
         node_id, parent = event.node_id, event.payload.get("parent")
         if node_id is None or node_id in self.nodes:
