@@ -185,13 +185,17 @@ class Researcher:
         return best
 
     # --- results ------------------------------------------------------------------------
-    def on_progress(self, node_id: str, progress: Progress) -> Decision:
+    def on_progress(self, node_id: str, progress: Progress, attempt: int | None = None) -> Decision:
+        """Record a running trial's report and say whether it goes on. ``attempt``: the reporting trial's
+        (None: the current one); a report of an earlier attempt, a trial that outlived a crash, is not
+        recorded and that trial is told to stop."""
         with self._lock:
             node = self.tree.get(node_id)
-            if node.status is not NodeStatus.running:
+            if node.status is not NodeStatus.running or attempt not in (None, node.attempts):
                 return Decision.STOP
             decision = self.policy.decide(self.tree, node, progress)
-            self._emit(EventKind.node_progress, node_id, progress=progress.model_dump(mode="json"))
+            self._emit(EventKind.node_progress, node_id, progress=progress.model_dump(mode="json"),
+                       attempt=node.attempts)
             if decision is Decision.STOP:
                 log.info("%s: stopping early at %.0f%% (val loss %.4f)", node_id, 100 * progress.fraction,
                          progress.val_loss or float("nan"))

@@ -34,10 +34,12 @@ class ProgressRelay:
 
     researcher: Any  # ActorHandle
     node_id: str
+    attempt: int | None = None  # the Researcher refuses (STOP) a report of an attempt it has moved past
 
     def __call__(self, progress: Progress) -> Decision:
         try:
-            ref = self.researcher.report_progress.remote(self.node_id, progress.model_dump(mode="json"))
+            ref = self.researcher.report_progress.remote(self.node_id, progress.model_dump(mode="json"),
+                                                         self.attempt)
             return Decision(ray.get(ref, timeout=PROGRESS_TIMEOUT_S))
         except Exception as exc:  # the Researcher restarting must not kill a healthy trial
             log.warning("%s: progress not delivered (%s); continuing", self.node_id, exc)
@@ -91,7 +93,7 @@ class NodeRunner:
             launcher=launcher,
             parent_checkpoint=parent,
             parent_adapter=job.parent_adapter,
-            on_progress=ProgressRelay(researcher, job.node_id),
+            on_progress=ProgressRelay(researcher, job.node_id, job.attempt),
             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
         )
         result = launcher.finalize(run_plan(plan, ctx))

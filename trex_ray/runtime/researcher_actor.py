@@ -272,8 +272,8 @@ class ResearcherActor:
             self.pool.release.remote(self.run_id, n)
 
     # --- calls from trials and from `trex status` -------------------------------------------
-    def report_progress(self, node_id: str, progress: dict[str, Any]) -> str:
-        return self.researcher.on_progress(node_id, Progress.model_validate(progress)).value
+    def report_progress(self, node_id: str, progress: dict[str, Any], attempt: int | None = None) -> str:
+        return self.researcher.on_progress(node_id, Progress.model_validate(progress), attempt).value
 
     def status(self) -> dict[str, Any]:
         from trex_ray.report.text import summary

@@ -13,7 +13,7 @@ class EventKind(str, Enum):
     run_started = "run_started"  # payload: task (dict), run_id, profile
     node_added = "node_added"  # payload: parent, plan
     node_started = "node_started"  # payload: attempt
-    node_progress = "node_progress"  # payload: progress
+    node_progress = "node_progress"  # payload: progress, attempt (its attempt's only; older journals: none)
     node_finished = "node_finished"  # payload: result (finished, failed or stopped)
     node_requeued = "node_requeued"  # payload: reason (a crash or a lost worker interrupted it)
     node_pruned = "node_pruned"  # payload: reason

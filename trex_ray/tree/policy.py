@@ -6,7 +6,8 @@ progressive widening (a node may have ``ceil(c * visits**alpha)`` children, so p
 get more). ``prune`` closes losing siblings to expansion (successive halving on final metrics);
 ``decide`` stops a running trial whose validation loss at a rung is in the losing part of what
 its siblings of the same kind (cold runs with cold runs, warm starts with warm starts) reached
-after as many epochs (asynchronous successive halving).
+after as many epochs (asynchronous successive halving); never the last hope of its sibling group
+(no other sibling running, none finished), and never against an interrupted attempt's reports.
 
 Example::
 
@@ -129,14 +130,17 @@ class UCTPolicy:
             return Decision.CONTINUE
         if progress.fraction < MIN_RUNG or progress.fraction >= 1.0:
             return Decision.CONTINUE
+        siblings = tree.siblings(node)
+        if _last_hope(siblings):
+            return Decision.CONTINUE
         # Like with like: a run is compared with siblings that start where it starts (a warm start
         # continues the parent's checkpoint and starts lower than a run from the base model), after
         # as many epochs of their own training (a fraction of a longer run is more training).
         warm, epochs = node.plan.train.warm_start, progress.fraction * node.plan.train.epochs
         rivals = [
             loss
-            for n in tree.siblings(node)
-            if n.status is not NodeStatus.failed and n.plan.train.warm_start is warm
+            for n in siblings
+            if n.status in _RIVALS and n.plan.train.warm_start is warm
             and (loss := n.val_loss_at_epochs(epochs)) is not None
         ]
         if not rivals:
@@ -147,3 +151,16 @@ class UCTPolicy:
         # Lower loss is better; stop only a clear loser. ASHA keeps the top 1/eta with no slack; the
         # comparison being like with like, a small one (STOP_MARGIN) covers the loss's own jitter.
         return Decision.STOP if progress.val_loss > cutoff * (1 + STOP_MARGIN) else Decision.CONTINUE
+
+
+# Siblings whose curves a running trial is compared with: the current attempt of a running one (a
+# re-queued or pending node's interrupted attempt is no rival: it may never get that far again), and
+# the results of finished, pruned and stopped ones.
+_RIVALS = (NodeStatus.running, NodeStatus.finished, NodeStatus.pruned, NodeStatus.stopped)
+
+
+def _last_hope(siblings: list[Node]) -> bool:
+    """No other sibling runs and none finished with a score: stopping this trial could leave the group
+    with no trained node, so it is never stopped (two siblings cannot stop each other in turn)."""
+    return not any(n.status is NodeStatus.running or (n.status in (NodeStatus.finished, NodeStatus.pruned)
+                                                      and n.ok) for n in siblings)

@@ -185,8 +185,12 @@ class SearchTree:
         return node
 
     def _on_node_progress(self, event: Event) -> Node:
+        """A report of the node's current attempt; one of an earlier attempt (a trial that outlived a
+        crash or a kill and reported late) or of a node no longer running is not the node's progress."""
         node = self.get(event.node_id or "")
-        node.progress.append(Progress.model_validate(event.payload["progress"]))
+        attempt = event.payload.get("attempt")
+        if node.status is NodeStatus.running and attempt in (None, node.attempts):
+            node.progress.append(Progress.model_validate(event.payload["progress"]))
         return node
 
     def _on_node_requeued(self, event: Event) -> Node:
