@@ -167,7 +167,7 @@ class EvalService:
         backend = self.vllm()
         starts = len(backend.stats["engine_starts"]) if backend else 0
         completions, used = None, "hf"
-        if backend is not None and self.disabled is None:
+        if backend is not None and self.disabled is None and self._engine_pays(request):
             try:
                 completions, used = self._with_vllm(backend, request), "vllm"
             except EngineStartError as exc:
@@ -181,6 +181,16 @@ class EvalService:
         return {"completions": completions, "backend": used, "seconds": time.perf_counter() - t0,
                 "engine_starts": (len(backend.stats["engine_starts"]) - starts) if backend else 0,
                 "note": self.disabled if used == "hf" else None}
+
+    def _engine_pays(self, request: dict[str, Any]) -> bool:
+        """vLLM for the base model and its adapters (one kept engine); a full fine-tune needs an engine
+        of its own, which on a CPU starts in 15-25 s, longer than HF takes for a few hundred prompts: on
+        CPUs those go to HF unless the task asked for ``vllm`` by name."""
+        if self._model_dir(request) == self.base_dir or self.backend == "vllm":
+            return True
+        import torch
+
+        return torch.cuda.is_available()
 
     def _model_dir(self, request: dict[str, Any]) -> str:
         return self.base_dir if request.get("base") and self.base_dir else str(request["model_dir"])

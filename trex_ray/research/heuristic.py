@@ -129,7 +129,7 @@ class HeuristicPlanner:
                 for op in unused_ops]
         if train.mode is TrainMode.lora:
             out.append(b.with_train(f"{node.id} used LoRA: try full fine-tuning", mode=TrainMode.full,
-                                    learning_rate=min(train.learning_rate, 2e-3)))
+                                    learning_rate=_full_rate_of_lora(train.learning_rate, profile)))
         gentle = plan.train.learning_rate / 2
         if b.may_continue and gentle >= b.start.learning_rate * MIN_LR_FRACTION:
             out.append(b.with_train(f"refine {node.id}: continue gently from its checkpoint", base=b.warm,
@@ -250,7 +250,7 @@ def _fixes(b: _Bases, diagnosis: str, unused_ops: list[str], profile: dict[str, 
                                 f"{b.warm.train.epochs:g} more epoch(s)", base=b.warm))
     if diagnosis in ("underfit", "stopped"):
         out.append(b.with_train(f"{node.id} under-fit: a higher learning rate",
-                                learning_rate=min(train.learning_rate * 2, 0.05)))
+                                learning_rate=min(train.learning_rate * 2, _max_rate(train.mode, profile))))
     if diagnosis == "overfit":
         out.append(b.with_train(f"{node.id} over-fit: fewer epochs", epochs=max(0.5, train.epochs * 0.6)))
         out += [b.fresh.model_copy(update={"data": _with_op(node.plan.data, op, profile),
@@ -258,6 +258,22 @@ def _fixes(b: _Bases, diagnosis: str, unused_ops: list[str], profile: dict[str, 
                 for op in unused_ops[:1]]
         out.append(b.with_train(f"{node.id} over-fit: weight decay", weight_decay=0.1))
     return out
+
+
+def _full_rate_of_lora(lora_lr: float, profile: dict[str, Any]) -> float:
+    """A full fine-tune's learning rate in place of a LoRA one, by the drafts' ratio for this model
+    (a LoRA rate run as a full fine-tune of a pretrained model would throw it off)."""
+    rates = draft_rates(profile.get("model") or {})
+    return float(f"{lora_lr * rates.full / rates.lora:.2g}")
+
+
+def _max_rate(mode: TrainMode, profile: dict[str, Any]) -> float:
+    """The highest learning rate a refinement goes to: 0.05 for a random-init model; for a pretrained
+    one, 2.5x the draft's rate for its mode (beyond that the drafts' model diverges or forgets)."""
+    rates = draft_rates(profile.get("model") or {})
+    if not rates.pretrained:
+        return 0.05
+    return 2.5 * (rates.lora if mode is TrainMode.lora else rates.full)
 
 
 def _with_op(data: DataRecipe, op: str, profile: dict[str, Any]) -> DataRecipe:

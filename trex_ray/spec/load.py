@@ -11,6 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from trex_ray.spec.task import TaskSpec
 
+MAX_FILE_BYTES = 1_000_000  # a task file
+MAX_DEPTH = 32  # nesting of a task's mappings and lists
+MAX_VALUES = 100_000  # values in a task (keys, items and scalars)
+
 
 class SpecError(ValueError):
     """A task file or override is wrong; the message names the field and the fix."""
@@ -36,6 +40,9 @@ def _read(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SpecError(f"{path}: no such task file; give a YAML path or a built-in task name "
                         "(see `trex tasks`)")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: {path.stat().st_size} bytes; a task file is at most {MAX_FILE_BYTES} bytes "
+                        "(point data sources at data files instead of inlining data)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -43,11 +50,40 @@ def _read(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", exc)
+        problem = _one_line(getattr(exc, "problem", None) or exc)
         raise SpecError(f"{path}:{line} is not valid YAML ({problem}); fix the syntax") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a date 2020-02-30, !!int x, deep nesting
+        raise SpecError(f"{path}: a value is not valid YAML ({_one_line(exc)}); quote it or fix it") from None
+    _check_shape(data, str(path))
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the top level must be a mapping of fields (name, model, data, metric, ...)")
     return data
+
+
+def _one_line(value: Any, limit: int = 160) -> str:
+    text = " ".join(str(value).split()) or type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_shape(data: Any, where: str) -> None:
+    """Refuse what no task needs and what would make validation slow or recurse: a structure nested
+    more than ``MAX_DEPTH`` deep, of more than ``MAX_VALUES`` values (YAML aliases counted each time
+    they are used), or one that contains itself (``&a [*a]``)."""
+    stack: list[tuple[Any, int, tuple[int, ...]]] = [(data, 0, ())]
+    count = 0
+    while stack:
+        value, depth, inside = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH or count > MAX_VALUES:
+            what = f"nests over {MAX_DEPTH} levels" if depth > MAX_DEPTH else f"has over {MAX_VALUES} values"
+            raise SpecError(f"{where}: the task {what}; a task file is a small mapping of fields")
+        if not isinstance(value, (dict, list)):
+            continue
+        if id(value) in inside:
+            raise SpecError(f"{where}: the task refers to itself (a YAML alias inside its own anchor); "
+                            "write the value out")
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((child, depth + 1, (*inside, id(value))) for child in children)
 
 
 def _apply_override(raw: dict[str, Any], item: str) -> None:
@@ -67,8 +103,9 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         node = child
     try:
         parsed = yaml.safe_load(value) if value else value
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):
         raise SpecError(f"override {item!r}: the value is not valid YAML; quote it or fix it") from None
+    _check_shape(parsed, f"override {item!r}")
     if isinstance(node, list):
         node[_index(node, parts[-1], item)] = parsed
     else:
@@ -91,7 +128,7 @@ def _list_item(items: list[Any], part: str, item: str) -> Any:
 
 def _explain(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    field = _one_line(".".join(str(p) for p in err["loc"]) or "(top level)", 100)
     kind = err["type"]
     if kind == "missing":
         fix = "add it"
@@ -103,4 +140,4 @@ def _explain(exc: ValidationError) -> str:
         fix = err["msg"][0].lower() + err["msg"][1:]
         fix = fix.removeprefix("value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"field {field}: {fix}{more}"
+    return f"field {field}: {_one_line(fix, 300)}{more}"

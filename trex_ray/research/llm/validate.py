@@ -136,11 +136,17 @@ def _nesting(text: str) -> int:
 def schema_error(exc: ValidationError, limit: int = 5) -> str:
     parts = []
     for err in exc.errors()[:limit]:
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = ".".join(_key(p) for p in err["loc"]) or "(top level)"
         got = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
-        parts.append(f"{where}: {err['msg']}{got}")
+        parts.append(f"{where}: {' '.join(err['msg'].split())}{got}")
     more = f" (and {len(exc.errors()) - limit} more)" if len(exc.errors()) > limit else ""
     return "off-schema: " + "; ".join(parts) + more
+
+
+def _key(part: Any) -> str:
+    """A location part as the model wrote it: a plain name, or a quoted (escaped, shortened) one."""
+    text = str(part)
+    return text if re.fullmatch(r"\w{1,40}", text) else _short(text)
 
 
 def _short(value: Any) -> str:
