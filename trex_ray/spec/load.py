@@ -44,9 +44,14 @@ def _read(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path}: {path.stat().st_size} bytes; a task file is at most {MAX_FILE_BYTES} bytes "
                         "(point data sources at data files instead of inlining data)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise SpecError(f"{path}: is not UTF-8 text; save the task file as UTF-8 YAML") from None
+    if _nesting_bound(text) > MAX_DEPTH * 2:  # the YAML parser recurses per level: refuse before parsing
+        raise SpecError(f"{path}: the task nests over {MAX_DEPTH} levels; a task file is a small "
+                        "mapping of fields")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -58,6 +63,27 @@ def _read(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the top level must be a mapping of fields (name, model, data, metric, ...)")
     return data
+
+
+def _nesting_bound(text: str) -> int:
+    """How deep ``text`` nests, estimated without parsing it: flow brackets outside quoted scalars, and
+    half the columns of a line's indentation and compact ``- ``/``? `` markers."""
+    depth = deepest = 0
+    quote, escaped, prev = "", False, "\n"
+    for char in text:
+        if quote:
+            escaped, quote = (False, quote) if escaped else (char == "\\" and quote == '"',
+                                                              "" if char == quote else quote)
+        elif char in "'\"" and prev in " \t\n:[{,-?":  # a quoted scalar starts a token (not "it's")
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        prev = char
+    block = max((len(line) - len(line.lstrip(" \t-?:")) for line in text.splitlines()), default=0)
+    return max(deepest, block // 2)
 
 
 def _one_line(value: Any, limit: int = 160) -> str:
@@ -101,6 +127,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
             raise SpecError(f"override {item!r}: {part} is not a mapping; "
                             "override its fields only on mappings")
         node = child
+    if _nesting_bound(value) > MAX_DEPTH * 2:
+        raise SpecError(f"override {item[:80]!r}: the value nests over {MAX_DEPTH} levels; give a plain one")
     try:
         parsed = yaml.safe_load(value) if value else value
     except (yaml.YAMLError, ValueError, TypeError, RecursionError):
