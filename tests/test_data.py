@@ -20,8 +20,8 @@ from trex_ray.execute.data import (
     prepare,
     profile,
 )
-from trex_ray.execute.sources import load_source, load_train
 from trex_ray.execute.metrics import normalize
+from trex_ray.execute.sources import load_source, load_train
 from trex_ray.ftbench import builtin_task, generate
 from trex_ray.spec import DataOp, DataRecipe, DataSource, DataSpec, TaskSpec
 
@@ -217,7 +217,8 @@ def test_every_recipe_is_validated_on_the_same_rows_none_trained_on(tmp_path: Pa
     prepared = [prepare(r, task, tmp_path) for r in recipes]
     val_rows = {tuple(zip(p.val["input"], p.val["target"], strict=True)) for p in prepared}
     assert len(val_rows) == 1 and len(next(iter(val_rows))) == 200
-    held = {normalize(x) for x in prepared[0].val["input"]} | {normalize(x) for x in prepared[0].eval["input"]}
+    first = prepared[0]
+    held = {normalize(x) for x in first.val["input"]} | {normalize(x) for x in first.eval["input"]}
     for p in prepared:
         assert not held & {normalize(x) for x in p.train["input"]}, p.stats["ops"]
         assert list(p.eval["input"]) == list(prepared[0].eval["input"])
@@ -260,7 +261,8 @@ def test_prepare_local_source(tmp_path: Path, local_jsonl: Path) -> None:
 
 def test_one_data_file_gets_a_seeded_test_split(tmp_path: Path, local_jsonl: Path) -> None:
     base = builtin_task("sentiment")
-    task = base.model_copy(update={"data": DataSpec(train=[local_source(local_jsonl)], test_size=1, val_size=1)})
+    data = DataSpec(train=[local_source(local_jsonl)], test_size=1, val_size=1)
+    task = base.model_copy(update={"data": data})
     first, again = prepare(DataRecipe(), task, tmp_path), prepare(DataRecipe(template="qa"), task, tmp_path)
     assert len(first.eval) == 1 and len(first.val) == 1
     assert len(first.train) == 3 - first.stats["splits"]["leaked_rows_dropped"]  # "hello world" twice

@@ -312,10 +312,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from trex_ray.execute.embedded import DEFAULT_EMBEDDED, EMBEDDED
     from trex_ray.ftbench import list_builtin_tasks
 
+    print("models:")
+    for name, model in EMBEDDED.items():
+        default = " (the default model)" if name == DEFAULT_EMBEDDED else ""
+        print(f"  builtin:{name:<16} {model.title}; {model.licence}; from {model.pip}{default}")
+    print("  builtin:tiny-llama       random weights, a word-level tokenizer: for fast tests only")
+    print("tasks:")
     for name, description in list_builtin_tasks():
-        print(f"{name:<16} {description}")
+        print(f"  {name:<16} {description}")
     for line in _bench_cli().task_lines():
         print(line)
     return 0
