@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 SMALL = ["data.train.0.limit=500", "data.eval.limit=100"]  # seconds per trial, not minutes
+VLLM = ["eval.backend=vllm"]  # by name: on CPUs `auto` evaluates full fine-tunes with HF
 
 
 def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
@@ -37,6 +38,7 @@ def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
         "--out",
         str(out_dir),
         *SMALL,
+        *VLLM,
     ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]

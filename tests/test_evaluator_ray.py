@@ -58,7 +58,8 @@ def test_a_run_evaluates_every_node_with_vllm(tmp_path: Path, shared_cache: Path
     env = dict(os.environ, TREX_CACHE_DIR=str(shared_cache))
     env.pop("RAY_ADDRESS", None)
     cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "2", "--quiet",
-           "data.train.0.limit=600", "data.eval.limit=150"]
+           "data.train.0.limit=600", "data.eval.limit=150",
+           "eval.backend=vllm"]  # by name: on CPUs `auto` evaluates full fine-tunes with HF
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
     report = subprocess.run([*TREX, "report", str(run_dir), "--format", "json"], env=env,

@@ -63,7 +63,11 @@ def test_run_with_logical_gpus_reports_json(tmp_path: Path, shared_cache: Path) 
     for node in data["nodes"]:
         assert {"id", "parent", "status", "metric", "plan_hash", "eval_backend"} <= set(node)
     assert data["peak_concurrency"] >= 2
-    assert data["best"]["metric"] > data["base_metric"]
+    # the search selects on validation (rows of the generated train split, ~20 % of their labels
+    # flipped): three nodes of the random tiny model need not beat the base there
+    assert data["best"]["val_metric"] >= data["base_metric"]
+    assert data["model"] == "builtin:tiny-llama" and data["base_test_metric"] is not None
+    assert data["best"]["test_metric"] is not None  # the best on validation, scored on the test split
 
 
 def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path: Path, shared_cache: Path) -> None:

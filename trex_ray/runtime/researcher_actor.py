@@ -139,23 +139,28 @@ class ResearcherActor:
         return {"reason": reason, "peak_running": self.peak_running}
 
     def _score_tests(self) -> None:
-        """After the search: the base model and the best nodes on validation, scored on the test split
-        (at once, each on a runner; a resumed run scores only those still missing)."""
-        running = {}
-        for node in self.researcher.to_test():
-            runner = self.runners.take()
-            checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
-            adapter = node.plan.train.mode is TrainMode.lora
-            ref = runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator())
-            running[ref] = (node.id, runner)
-            log.info("%s: scoring on the test split", node.id)
-        for ref, (node_id, runner) in running.items():
-            try:
-                scored = ray.get(ref, timeout=self.task.budget.trial_timeout_seconds)
-            except Exception as exc:  # noqa: BLE001 - a lost runner: recorded, the run still ends
-                scored = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
-            self.runners.give_back(runner, healthy="error" not in scored)
-            self.researcher.on_test(node_id, scored)
+        """After the search: the base model and the best nodes on validation, scored on the test split,
+        as many at once as there are trial slots, on the run's warm runners (a resumed run scores only
+        those still missing)."""
+        pending = self.researcher.to_test()
+        slots = trial_slots(self.task.resources)
+        while pending:
+            wave, pending = pending[:slots], pending[slots:]
+            running = {}
+            for node in wave:
+                runner = self.runners.take()
+                checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
+                adapter = node.plan.train.mode is TrainMode.lora
+                running[runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator())] = (
+                    node.id, runner)
+                log.info("%s: scoring on the test split", node.id)
+            for ref, (node_id, runner) in running.items():
+                try:
+                    scored = ray.get(ref, timeout=self.task.budget.trial_timeout_seconds)
+                except Exception as exc:  # noqa: BLE001 - a lost runner: recorded, the run still ends
+                    scored = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+                self.runners.give_back(runner, healthy="error" not in scored)
+                self.researcher.on_test(node_id, scored)
 
     def _dispatch(self, node: Node, self_handle: Any) -> None:
         job = self._job(node)
