@@ -212,7 +212,7 @@ class SearchSpec(Strict):
     halving_eta: int = Field(default=2, ge=2)
     early_stopping: bool = True  # stop a running trial that is clearly losing to its siblings (ASHA)
     # After the search: the base model and this many best nodes (on validation) are scored on the test split
-    test_top_k: int = Field(default=2, ge=0, le=100)
+    test_top_k: int = Field(default=1, ge=0, le=100)
     seed: int = 0
     llm: LLMSpec = LLMSpec()  # used when planner is llm
 
