@@ -201,6 +201,21 @@ def test_metrics_match_hf(name: str, backend: Any, stack: Stack, eval_ds: Any) -
     assert ours[0] == theirs[0] and ours[1] == theirs[1] and ours[2] == theirs[2]
 
 
+@pytest.mark.parametrize("name", ["hf", pytest.param("vllm", marks=SLOW)])
+def test_answers_constrained_to_the_labels_match_hf(name: str, backend: Any, stack: Stack,
+                                                    eval_ds: Any) -> None:
+    """A classification answer is the likeliest label's first token (``allowed_token_ids``): the same
+    choice on every backend, and always one of the labels (the base's fair score)."""
+    m, labels = stack.models, ["negative", "neutral", "positive"]
+    for adapter in (None, m.adapter):
+        ours = evaluate(backend, m.base, adapter, adapter is not None, eval_ds, "accuracy", MAX_NEW, 4,
+                        labels=labels)
+        theirs = evaluate(HFBackend(), m.base, adapter, adapter is not None, eval_ds, "accuracy", MAX_NEW, 4,
+                          labels=labels)
+        assert ours == theirs
+        assert all(sample["prediction"] in labels for sample in ours[2])
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_short_answers_and_empty_input(name: str, backend: Any, stack: Stack, eval_ds: Any) -> None:
     prompts = list(eval_ds["prompt"])[:3]
