@@ -171,11 +171,12 @@ def _predict(backend: EvalBackend, model_dir: str, adapter_dir: str | None, prom
     """Predictions, and how they were made: ``choice`` (the likeliest label), ``parsed`` (generated,
     the label it names taken) or ``generated``."""
     if labels and prompts:
-        choices = label_choices(load_tokenizer(model_dir), prompts[0], labels)
+        tokenizer = load_tokenizer(model_dir)
+        choices = label_choices(tokenizer, prompts[0], labels)
         if choices is not None:
             texts = backend.generate(model_dir, adapter_dir, prompts, 1, batch_size,
                                      allowed_token_ids=sorted(choices))
-            by_text = {_token_text(load_tokenizer(model_dir), i): label for i, label in choices.items()}
+            by_text = {_token_text(tokenizer, i): label for i, label in choices.items()}
             return [by_text.get(t.strip(), t) for t in texts], "choice"
         texts = backend.generate(model_dir, adapter_dir, prompts, max_new_tokens, batch_size)
         return [extract_label(t, labels) for t in texts], "parsed"

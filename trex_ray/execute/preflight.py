@@ -74,18 +74,18 @@ def _model_limit(base: Path) -> int | None:
     return config.get("max_position_embeddings")
 
 
-def measure(task: TaskSpec, tokenizer: Any, rows: Any, labels: list[str] | None) -> dict[str, int]:
-    """Token lengths of prompt + target + end of turn, and of targets, over up to ``MEASURED_ROWS``."""
+def measure(task: TaskSpec, tokenizer: Any, rows: Any, labels: list[str] | None) -> tuple[list[int], int]:
+    """Token lengths of prompt + target + end of turn over up to ``MEASURED_ROWS`` rows, and the longest
+    target's (with its end of turn)."""
     if len(rows) > MEASURED_ROWS:
         rows = rows.shuffle(seed=0).select(range(MEASURED_ROWS))
     rendered = render_prompts(rows, "auto", task, labels, tokenizer)
-    totals, targets = [], []
+    totals, longest = [], 0
     for prompt, target in zip(rendered["prompt"], rendered["target"], strict=True):
         t = len(target_ids(tokenizer, prompt, target)) + 1
         totals.append(len(prompt_ids(tokenizer, prompt)) + t)
-        targets.append(t)
-    return {"p99": _percentile(totals, 0.99), "max": max(totals), "max_target": max(targets),
-            "rows": len(totals), "totals": totals}  # type: ignore[dict-item]
+        longest = max(longest, t)
+    return totals, longest
 
 
 def preflight(task: TaskSpec, cache_dir: Path) -> tuple[TaskSpec, list[str]]:
@@ -102,19 +102,19 @@ def preflight(task: TaskSpec, cache_dir: Path) -> tuple[TaskSpec, list[str]]:
         raise PreflightError(str(exc)) from None
     tokenizer = load_tokenizer(base)
     check_targets(task, tokenizer, [*splits.pool["target"], *splits.val["target"], *splits.test["target"]])
-    sizes = measure(task, tokenizer, splits.pool, splits.labels)
+    totals, longest_target = measure(task, tokenizer, splits.pool, splits.labels)
     limit = _model_limit(base)
-    seq_len = task.model.max_seq_len or max(MIN_SEQ_LEN, 8 * math.ceil(sizes["p99"] / 8))
+    seq_len = task.model.max_seq_len or max(MIN_SEQ_LEN, 8 * math.ceil(_percentile(totals, 0.99) / 8))
     seq_len = min(seq_len, limit) if limit else seq_len
-    new_tokens = task.max_new_tokens or max(1, sizes["max_target"])
+    new_tokens = task.max_new_tokens or max(1, longest_target)
     notes = [f"data: {splits.stats['pool']} train rows, {len(splits.val)} validation, {len(splits.test)} test"
              + (f"; {len(splits.labels)} labels" if splits.labels else "")]
     if splits.stats["leaked_rows_dropped"]:
         notes.append(f"data: {splits.stats['leaked_rows_dropped']} train rows repeat a validation or test "
                      "input and were dropped")
-    truncated = sum(1 for n in sizes["totals"] if n > seq_len)  # type: ignore[attr-defined]
+    truncated = sum(1 for n in totals if n > seq_len)
     if truncated:
-        notes.append(f"warning: {truncated} of {sizes['rows']} measured rows are longer than "
+        notes.append(f"warning: {truncated} of {len(totals)} measured rows are longer than "
                      f"model.max_seq_len={seq_len} tokens and will be truncated; raise model.max_seq_len "
                      "to keep them whole")
     model = task.model.model_copy(update={"max_seq_len": seq_len})
