@@ -72,7 +72,8 @@ def batch_flops(shape: dict[str, int], lengths: list[int], scored: int) -> float
 
 
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "trex_ray.cli", "run", args.task, "--run-dir", args.run_dir, "--quiet", *extra]
+    cmd = [sys.executable, "-m", "trex_ray.cli", "run", args.task, "--run-dir", args.run_dir, "--quiet",
+           *extra]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, check=False)
@@ -166,7 +167,8 @@ def first_full_node(run_dir: str) -> Any:
 
     for node in read_tree(run_dir):
         train = node.plan.train
-        if train.mode is TrainMode.full and not train.warm_start and node.result and node.result.cost.train_steps:
+        trained = node.result is not None and node.result.cost.train_steps > 0
+        if train.mode is TrainMode.full and not train.warm_start and trained:
             return node
     raise SystemExit("the run has no finished full fine-tune node to repeat")
 
@@ -202,7 +204,7 @@ def cmd_raw(args: argparse.Namespace) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, int(recipe.warmup_ratio * total)))
     shape = model_shape(str(base))
     body, head = model.get_decoder(), model.get_output_embeddings()
-    batches = [b for _, b in zip(range(total), _cycle(loader, sampler))]
+    batches = [b for _, b in zip(range(total), _cycle(loader, sampler), strict=False)]
     tokens = scored_tokens = 0
     flops = 0.0
     for b in batches:

@@ -584,13 +584,15 @@ def test_after_the_search_the_base_and_the_best_on_validation_are_scored_on_test
     from trex_ray.report import summary, verdict
 
     r = open_run(tmp_path, "budget.max_nodes=6", "search.test_top_k=2")
+    assert r.to_test_early() == []  # the base is not scored on validation yet
     drive(r, slots=2)
+    assert [n.id for n in r.to_test_early()] == [ROOT_ID]  # may be taken while the search runs
     wanted = r.to_test()
     ranked = [n for n in r.tree.ranked() if n.parent is not None]
     assert [n.id for n in wanted] == [ROOT_ID, ranked[0].id, ranked[1].id]
     for node in wanted:
         r.on_test(node.id, {"test_metric": (node.metric or 0) - 0.05, "rows": 320})
-    assert r.to_test() == []  # a resumed run scores only what is missing
+    assert r.to_test() == [] and r.to_test_early() == []  # a resumed run scores only what is missing
     replayed = Store(tmp_path / "run").replay()
     info = summary(replayed, r.task)
     assert info["model"] == "builtin:tiny-llama"

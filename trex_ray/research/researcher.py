@@ -271,6 +271,13 @@ class Researcher:
             wanted = ([root] if root is not None and root.ok else []) + best
             return [n for n in wanted if n.test is None]
 
+    def to_test_early(self) -> list[Node]:
+        """What may be scored on the test split while the search runs: the base model, once it has been
+        scored on validation (its test score cannot depend on the search, nor the search on it)."""
+        with self._lock:
+            root = self.tree.root
+            return [root] if root is not None and root.ok and root.test is None else []
+
     def on_test(self, node_id: str, scored: dict[str, Any]) -> None:
         """Record a node's test score (or ``{"error": ...}``); the search never reads it."""
         self._emit(EventKind.node_tested, node_id, **scored)

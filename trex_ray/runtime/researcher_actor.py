@@ -82,6 +82,7 @@ class ResearcherActor:
         self.researcher = Researcher.open(self.run_dir, self.task, profile=profile, run_id=run_id,
                                           store=store)
         self.running: dict[Any, _Running] = {}
+        self.testing: dict[Any, tuple[str, Any]] = {}  # test-split scorings in flight: ref -> (node, runner)
         self.peak_running = 0
         self.run_id = run_id
         self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
@@ -118,6 +119,8 @@ class ResearcherActor:
             self.peak_running = max(self.peak_running, len(self.running))
             if trains < len(nodes):
                 continue  # an evaluation-only node left its slot free: fill it now
+            if self._slots_held() < trial_slots(self.task.resources):
+                self._test_early()  # a slot the search cannot fill now: score the base on test in it
             if not self.running:
                 waiting = free < want or self.researcher.retry_wait() is not None
                 if waiting and self.researcher.stop_reason() is None:
@@ -125,9 +128,12 @@ class ResearcherActor:
                     time.sleep(POOL_POLL_S)
                     continue
                 break
-            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
+            ready, _ = ray.wait([*self.running, *self.testing], num_returns=1, timeout=1.0)
             for ref in ready:
-                self._collect(ref)
+                if ref in self.testing:
+                    self._collect_test(ref)
+                else:
+                    self._collect(ref)
             self._enforce_timeouts()
         reason = self.researcher.stop_reason() or "nothing left to try"
         self._score_tests()
@@ -138,29 +144,45 @@ class ResearcherActor:
             self.pool.leave.remote(self.run_id)
         return {"reason": reason, "peak_running": self.peak_running}
 
+    def _test_early(self) -> None:
+        """The base model's test score does not depend on the search: take it in a slot that the search
+        leaves idle, rather than at the end (the search never reads it)."""
+        if self.testing:
+            return
+        for node in self.researcher.to_test_early():
+            self._start_test(node)
+
+    def _start_test(self, node: Node) -> None:
+        runner = self.runners.take()
+        checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
+        adapter = node.plan.train.mode is TrainMode.lora
+        ref = runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator())
+        self.testing[ref] = (node.id, runner)
+        log.info("%s: scoring on the test split", node.id)
+
+    def _collect_test(self, ref: Any) -> None:
+        node_id, runner = self.testing.pop(ref)
+        try:
+            scored = ray.get(ref, timeout=self.task.budget.trial_timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - a lost runner: recorded, the run still ends
+            scored = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+        self.runners.give_back(runner, healthy="error" not in scored)
+        self.researcher.on_test(node_id, scored)
+
     def _score_tests(self) -> None:
-        """After the search: the base model and the best nodes on validation, scored on the test split,
-        as many at once as there are trial slots, on the run's warm runners (a resumed run scores only
-        those still missing)."""
+        """After the search: the base model (unless scored already while a slot was idle) and the best
+        nodes on validation, scored on the test split, as many at once as there are trial slots, on the
+        run's warm runners (a resumed run scores only those still missing)."""
+        for ref in list(self.testing):
+            self._collect_test(ref)
         pending = self.researcher.to_test()
         slots = trial_slots(self.task.resources)
         while pending:
             wave, pending = pending[:slots], pending[slots:]
-            running = {}
             for node in wave:
-                runner = self.runners.take()
-                checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
-                adapter = node.plan.train.mode is TrainMode.lora
-                running[runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator())] = (
-                    node.id, runner)
-                log.info("%s: scoring on the test split", node.id)
-            for ref, (node_id, runner) in running.items():
-                try:
-                    scored = ray.get(ref, timeout=self.task.budget.trial_timeout_seconds)
-                except Exception as exc:  # noqa: BLE001 - a lost runner: recorded, the run still ends
-                    scored = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
-                self.runners.give_back(runner, healthy="error" not in scored)
-                self.researcher.on_test(node_id, scored)
+                self._start_test(node)
+            for ref in list(self.testing):
+                self._collect_test(ref)
 
     def _dispatch(self, node: Node, self_handle: Any) -> None:
         job = self._job(node)
