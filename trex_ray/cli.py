@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trex_ray.spec import SpecError, TaskSpec, load_task
 from trex_ray.spec.uri import credentials_error
+from trex_ray.store.lease import LeaseHeld
 
 log = logging.getLogger("trex")
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_location(getattr(args, "run_dir", None), "--run-dir" if args.command == "run" else "RUN_DIR")
         return int(args.func(args) or 0)
-    except (UserError, SpecError) as exc:
+    except (UserError, SpecError, LeaseHeld) as exc:
         print(f"trex: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
