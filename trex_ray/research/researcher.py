@@ -61,10 +61,11 @@ class Researcher:
         """Start a new run in ``run_dir`` or resume the one there.
 
         ``store``: where the journal lives when not in ``run_dir`` (an object-store URI; ``run_dir``
-        then holds only this process's planner files).
+        is then this machine's scratch). The planner keeps its records (an LLM's calls and findings)
+        with the journal, so that they survive a resume on another machine.
         """
         store = store or Store(run_dir)
-        planner = planner or get_planner(task.search.planner, task, Path(run_dir))
+        planner = planner or get_planner(task.search.planner, task, store.location)
         self = cls(task, store, planner, UCTPolicy(task.search))
         if not store.exists:
             self._emit(EventKind.run_started, None, task=task.model_dump(mode="json"),
