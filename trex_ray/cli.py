@@ -195,6 +195,7 @@ def resume_task(run_dir: str, overrides: list[str]) -> TaskSpec:
 
 def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -> int:
     from trex_ray.report import leaderboard, summary, verdict
+    from trex_ray.report.text import untrained_reason
     from trex_ray.runtime.driver import run
 
     tree, path = run(task, run_dir, address=address, live=live)
@@ -208,6 +209,10 @@ def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -
           f"{info['peak_concurrency']}; stopped because: {info['stop_reason']}")
     print(verdict(tree, task))
     print(f"run lives in {path}")
+    failure = untrained_reason(tree, task)
+    if failure is not None:  # a search that trained nothing is not a success
+        print(f"trex: error: {failure}; see `trex report {path}`", file=sys.stderr)
+        return 1
     return 0
 
 

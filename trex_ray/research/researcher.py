@@ -177,11 +177,22 @@ class Researcher:
         return fresh
 
     def _pick_parent(self) -> Node | None:
-        """The node to expand next: the policy's choice, or another when the planner had no ideas for it."""
+        """The node to expand next: the policy's choice, or another when the planner had no ideas for it;
+        when nothing runs and no trained node (nor the root) is left to build on, a node stopped early
+        (its children train from scratch: a stopped trial keeps no checkpoint), so that a search whose
+        drafts all lost to each other still trains something."""
         parent = self.policy.select(self.tree)
         while parent is not None and parent.id in self._no_ideas:
             parent = self._next_candidate(parent)
+        if parent is None and not self.running():
+            parent = self._stopped_parent()
         return parent
+
+    def _stopped_parent(self) -> Node | None:
+        """The stopped node with the lowest validation loss reported (the earlier on a tie), among those
+        the planner may still have ideas for."""
+        stopped = [n for n in self.tree.with_status(NodeStatus.stopped) if n.id not in self._no_ideas]
+        return min(stopped, key=lambda n: (_best_val_loss(n), _id_order(n)), default=None)
 
     def _next_candidate(self, exhausted: Node) -> Node | None:
         """Another expandable node (or the root) when the selected one has no new ideas: best metric
@@ -336,6 +347,11 @@ def _due(node: Node, now: float) -> bool:
 
 def _id_order(node: Node) -> int:
     return int(node.id[1:])
+
+
+def _best_val_loss(node: Node) -> float:
+    losses = [p.val_loss for p in node.progress if p.val_loss is not None and p.val_loss == p.val_loss]
+    return min(losses, default=float("inf"))
 
 
 def _rank_key(node: Node) -> tuple[float, int, str]:
