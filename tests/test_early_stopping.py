@@ -7,6 +7,7 @@ from pathlib import Path
 
 from factories import TreeBuilder, finished, make_plan, make_task, stopped
 
+from trex_ray.report.text import untrained_reason
 from trex_ray.research import Researcher
 from trex_ray.spec import Decision, Progress, SearchSpec
 from trex_ray.store import Store
@@ -109,3 +110,33 @@ def test_reports_of_a_late_attempt_or_of_a_node_not_running_are_not_progress():
     b.start(node)
     b.emit(EventKind.node_progress, node, progress=stale)  # an old journal's report, node running
     assert [p.fraction for p in b.tree.get(node).progress] == [0.75]
+
+
+def test_a_search_whose_drafts_were_all_stopped_expands_a_stopped_node_and_trains_again(tmp_path):
+    task = make_task(["search.seed=0", "budget.max_nodes=8", "search.children_per_expansion=8"])
+    r = Researcher.open(tmp_path / "run", task, profile=CLEAN)
+    nodes = r.next_nodes(9)  # the base model and every draft the heuristic has
+    drafts = [n.id for n in nodes if n.parent is not None]
+    assert len(drafts) >= 3
+    r.on_result(ROOT_ID, finished(0.3))
+    for i, node_id in enumerate(drafts):  # each stopped early; the second reported the lowest loss
+        r.on_result(node_id, stopped((1.6, 1.2 if i == 1 else 1.4 + 0.01 * i)))
+    assert untrained_reason(r.tree, task) is not None  # so far, nothing trained
+    assert r.stop_reason() is None  # budget left and a stopped node to build on: not the end
+    [child] = r.next_nodes(1)
+    assert child.parent == drafts[1]
+    assert not child.plan.train.warm_start  # a stopped trial kept no checkpoint: it trains from scratch
+    r.on_result(child.id, finished(0.7))
+    assert untrained_reason(r.tree, task) is None
+
+
+def test_a_run_that_ended_with_no_trained_node_is_a_loud_failure():
+    b = TreeBuilder()
+    b.root(metric=0.3)
+    b.child(ROOT_ID, stopped(), make_plan(1e-3))
+    b.emit(EventKind.run_finished, None, reason="no expandable node left")
+    reason = untrained_reason(b.tree, make_task())
+    assert reason is not None and reason.startswith("NO TRAINED NODE WAS SCORED")
+    assert "no expandable node left" in reason and "1 stopped" in reason and "\n" not in reason
+    b.child(ROOT_ID, finished(0.5), make_plan(2e-3))
+    assert untrained_reason(b.tree, make_task()) is None

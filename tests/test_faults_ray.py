@@ -95,6 +95,18 @@ def test_raise_nan_and_hang_are_classified_retried_and_the_search_goes_on(
     assert after.returncode == 0 and "finished (" in after.stdout and "live" not in after.stdout
 
 
+def test_a_run_that_trains_nothing_exits_1_with_one_loud_line(tmp_path: Path, shared_cache: Path) -> None:
+    run_dir = tmp_path / "run"
+    out = subprocess.run([*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "1", "--quiet",
+                          *FAST], env=_env(shared_cache, TREX_TEST_FAULTS="n1=raise"), capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 1, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("trex: error:")]
+    assert len(errors) == 1 and "NO TRAINED NODE WAS SCORED" in errors[0] and "1 failed" in errors[0], errors
+    assert "Traceback" not in out.stderr and f"run lives in {run_dir}" in out.stdout
+    assert read_tree(run_dir).get("n1").status is NodeStatus.failed
+
+
 KILL = textwrap.dedent(
     """
     import sys, ray

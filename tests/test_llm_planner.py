@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from factories import TreeBuilder, drive, make_plan, make_task
+from factories import TreeBuilder, drive, finished, make_plan, make_task
 from llm_server import GARBAGE, LLMServer, PlanScript, Reply, completion, error, garbage_script, tool_answer
 
 from trex_ray.research import Researcher, get_planner
@@ -29,7 +29,7 @@ from trex_ray.research.llm.memory import render_insights
 from trex_ray.research.llm.planner import FALLBACK_TAG, RESEARCH_FILE, LLMPlanner
 from trex_ray.research.llm.scrub import REDACTED, Scrubber
 from trex_ray.research.llm.tools import NotesSearch
-from trex_ray.spec import Plan, SpecError, load_task
+from trex_ray.spec import Decision, Plan, Progress, SpecError, load_task
 from trex_ray.tree import EventKind
 
 REPO = Path(__file__).resolve().parents[1]
@@ -448,6 +448,73 @@ def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, 
     assert log.reason is not None and len(tree) == 5
     assert all(n.plan.rationale.startswith(FALLBACK_TAG) for n in tree if n.parent is not None)
     assert all(not i["text"].startswith("LLM") for i in tree.insights)
+
+
+# --- no waiting on the LLM ------------------------------------------------------------------------------
+SLOW_LLM_S = 4.0
+
+
+def _answered_within(call, server: LLMServer, requests: int) -> tuple[Any, float]:
+    """Wait until the server holds its ``requests``-th request (an LLM call in flight), then time ``call``."""
+    deadline = time.time() + 30
+    while len(server.requests) < requests and time.time() < deadline:
+        time.sleep(0.02)
+    assert len(server.requests) >= requests, "the LLM was never asked"
+    t0 = time.perf_counter()
+    value = call()
+    return value, time.perf_counter() - t0
+
+
+def test_progress_reports_and_status_are_answered_while_an_llm_call_is_in_flight(server, tmp_path):
+    import threading
+
+    script = PlanScript()
+    first = [True]
+
+    def slow_after_the_first(body):  # the drafts come at once; every later answer takes seconds
+        reply = Reply(body=script(body), delay=0.0 if first[0] else SLOW_LLM_S)
+        first[0] = False
+        return reply
+
+    srv = server(default=slow_after_the_first)
+    task = llm_task(srv.url, "budget.max_nodes=4", "search.children_per_expansion=1",
+                    "search.llm.timeout_s=30")
+    r = Researcher.open(tmp_path, task, planner=planner(task, tmp_path))
+    assert [n.id for n in r.next_nodes(2)] == ["n0", "n1"]  # the base model and one LLM draft
+    r.on_result("n0", finished(0.3))
+    report = Progress(fraction=0.25, step=5, train_loss=1.5, val_loss=1.4)
+
+    def in_background(work):
+        out: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: out.update(t0=time.perf_counter(), value=work(),
+                                                              t1=time.perf_counter()))
+        thread.start()
+        return thread, out
+
+    # strategy: next_nodes asks the slow LLM for a plan
+    thread, out = in_background(lambda: r.next_nodes(1))
+    decision, took = _answered_within(lambda: r.on_progress("n1", report, attempt=1), srv, 2)
+    assert decision is Decision.CONTINUE and took < 1.0
+    with r.reading() as tree:
+        assert tree.get("n1").progress == [report]
+    thread.join(timeout=60)
+    assert out["t1"] - out["t0"] >= SLOW_LLM_S - 0.5  # the LLM call really was slow
+    assert [n.id for n in out["value"]] == ["n2"]
+
+    # reflection: on_result asks the slow LLM for an insight about n1 while n2 reports
+    thread, out = in_background(lambda: r.on_result("n1", finished(0.6)))
+    decision, took = _answered_within(lambda: r.on_progress("n2", report, attempt=1), srv, 3)
+    assert decision is Decision.CONTINUE and took < 1.0
+
+    def status():
+        with r.reading() as tree:
+            return {n.id: n.status.value for n in tree}
+
+    statuses, took = _answered_within(status, srv, 3)
+    assert took < 1.0 and statuses["n1"] == "finished" and statuses["n2"] == "running"
+    thread.join(timeout=60)
+    assert out["t1"] - out["t0"] >= SLOW_LLM_S - 0.5
+    assert r.tree.get("n1").insight.startswith("LLM insight")
 
 
 # --- requirement analysis (trex draft) -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trex_ray.spec import SpecError, TaskSpec, load_task
 from trex_ray.spec.uri import credentials_error
+from trex_ray.store.lease import LeaseHeld
 
 log = logging.getLogger("trex")
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_location(getattr(args, "run_dir", None), "--run-dir" if args.command == "run" else "RUN_DIR")
         return int(args.func(args) or 0)
-    except (UserError, SpecError) as exc:
+    except (UserError, SpecError, LeaseHeld) as exc:
         print(f"trex: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -194,6 +195,7 @@ def resume_task(run_dir: str, overrides: list[str]) -> TaskSpec:
 
 def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -> int:
     from trex_ray.report import leaderboard, summary, verdict
+    from trex_ray.report.text import untrained_reason
     from trex_ray.runtime.driver import run
 
     tree, path = run(task, run_dir, address=address, live=live)
@@ -207,6 +209,10 @@ def _run(task: TaskSpec, run_dir: str | None, address: str | None, live: bool) -
           f"{info['peak_concurrency']}; stopped because: {info['stop_reason']}")
     print(verdict(tree, task))
     print(f"run lives in {path}")
+    failure = untrained_reason(tree, task)
+    if failure is not None:  # a search that trained nothing is not a success
+        print(f"trex: error: {failure}; see `trex report {path}`", file=sys.stderr)
+        return 1
     return 0
 
 

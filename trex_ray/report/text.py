@@ -141,3 +141,17 @@ def verdict(tree: SearchTree, task: TaskSpec) -> str:
     if best["node_id"] == ROOT_ID or best_test <= base_test:
         line = "NO NODE BEAT THE BASE MODEL on the test split. " + line
     return line
+
+
+def untrained_reason(tree: SearchTree, task: TaskSpec) -> str | None:
+    """Why a run that ended scored no trained node (a failure the caller must not call success), or None
+    when one was scored."""
+    if any(n.parent is not None and n.ok for n in tree):
+        return None
+    ended: dict[str, int] = {}
+    for node in tree:
+        if node.parent is not None:
+            ended[node.status.value] = ended.get(node.status.value, 0) + 1
+    what = ", ".join(f"{count} {status}" for status, count in sorted(ended.items())) or "none was started"
+    return (f"NO TRAINED NODE WAS SCORED: the run ended ({tree.finished_reason or 'no reason recorded'}) "
+            f"with only the base model scored; trained nodes: {what}")

@@ -217,7 +217,9 @@ class _Bases:
         fresh = plan.model_copy(update={"train": cold.model_copy(update={"warm_start": False})})
         warm = plan.model_copy(update={"train": train.model_copy(
             update={"warm_start": True, "epochs": step, "warmup_ratio": CONTINUATION_WARMUP})})
-        return cls(node, fresh, warm, start, len(chain) - 1 < MAX_WARM_CHAIN)
+        # a checkpoint to continue: a trial stopped early (or failed) saved none
+        has_checkpoint = node.ok or bool(node.result is not None and node.result.checkpoint)
+        return cls(node, fresh, warm, start, len(chain) - 1 < MAX_WARM_CHAIN and has_checkpoint)
 
     def with_train(self, rationale: str, base: Plan | None = None, **changes: Any) -> Plan:
         base = base or self.fresh

@@ -30,7 +30,7 @@ class Planner(Protocol):
         ...
 
 
-PlannerFactory = Callable[[TaskSpec, "Path | None"], Planner]
+PlannerFactory = Callable[[TaskSpec, "str | Path | None"], Planner]
 _PLANNERS: dict[str, PlannerFactory] = {}
 
 
@@ -46,8 +46,9 @@ def planner_names() -> list[str]:
     return sorted(_PLANNERS)
 
 
-def get_planner(name: str, task: TaskSpec, run_dir: Path | None = None) -> Planner:
-    """Build a planner; ``run_dir`` is where it may keep records (e.g. an LLM planner's calls)."""
+def get_planner(name: str, task: TaskSpec, run_dir: str | Path | None = None) -> Planner:
+    """Build a planner; ``run_dir`` is where it may keep records (e.g. an LLM planner's calls): the
+    run's durable location, a folder or a bucket URI, so that they survive a resume anywhere."""
     if name not in _PLANNERS:
         raise ValueError(f"search.planner: unknown planner {name!r}; use one of {planner_names()}")
     return _PLANNERS[name](task, run_dir)

@@ -16,6 +16,8 @@ import bisect
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +61,11 @@ class Researcher:
         """Start a new run in ``run_dir`` or resume the one there.
 
         ``store``: where the journal lives when not in ``run_dir`` (an object-store URI; ``run_dir``
-        then holds only this process's planner files).
+        is then this machine's scratch). The planner keeps its records (an LLM's calls and findings)
+        with the journal, so that they survive a resume on another machine.
         """
         store = store or Store(run_dir)
-        planner = planner or get_planner(task.search.planner, task, Path(run_dir))
+        planner = planner or get_planner(task.search.planner, task, store.location)
         self = cls(task, store, planner, UCTPolicy(task.search))
         if not store.exists:
             self._emit(EventKind.run_started, None, task=task.model_dump(mode="json"),
@@ -111,18 +114,27 @@ class Researcher:
 
     # --- what runs next -----------------------------------------------------------------
     def next_nodes(self, slots: int) -> list[Node]:
-        """Up to ``slots`` nodes to start now (marked running): re-queued ones first, then new ones."""
+        """Up to ``slots`` nodes to start now (marked running): re-queued ones first, then new ones.
+
+        The planner is asked outside the lock (an LLM may take seconds): progress reports and status
+        queries are answered meanwhile. Only the loop's thread calls this and ``on_result``; the others
+        (``on_progress``) add reports to running nodes and never add or start one."""
         with self._lock:
             if slots <= 0 or self.budget.exhausted() is not None:
                 return []
             now = time.time()
             pending = self.tree.with_status(NodeStatus.pending)
             ready = sorted((n for n in pending if _due(n, now)), key=_id_order)
-            while len(ready) < slots and self.budget.can_add_node():
-                added = self._expand_once(min(slots - len(ready), self.budget.nodes_left()))
-                if not added:
+        while len(ready) < slots:
+            with self._lock:
+                if not self.budget.can_add_node():
                     break
-                ready += added
+                want = min(slots - len(ready), self.budget.nodes_left())
+            added = self._expand_once(want)
+            if not added:
+                break
+            ready += added
+        with self._lock:
             started = ready[:slots]
             for node in started:
                 self._emit(EventKind.node_started, node.id, attempt=node.attempts + 1)
@@ -131,21 +143,25 @@ class Researcher:
     def _expand_once(self, want: int) -> list[Node]:
         # One expansion adds at most children_per_expansion nodes; more free slots mean more
         # expansions, each re-selected, so progressive widening still holds.
-        k = max(1, min(self.task.search.children_per_expansion, self.budget.nodes_left()))
-        while (parent := self._pick_parent()) is not None:
-            plans = self._new_plans(self.planner.propose(self.tree, parent, k), parent)[:k]
-            if plans:
-                break
-            self._no_ideas.add(parent.id)
-        if parent is None:
-            return []
-        added = []
-        for plan in plans:
-            node = self._emit(EventKind.node_added, self.tree.next_id(), parent=parent.id,
-                              plan=plan.model_dump(mode="json"))
-            assert node is not None
-            added.append(node)
-        return added
+        while True:
+            with self._lock:
+                k = max(1, min(self.task.search.children_per_expansion, self.budget.nodes_left()))
+                parent = self._pick_parent()
+                if parent is None:
+                    return []
+            proposed = self.planner.propose(self.tree, parent, k)  # outside the lock: it may ask an LLM
+            with self._lock:
+                plans = self._new_plans(proposed, parent)[:k]
+                if not plans:
+                    self._no_ideas.add(parent.id)
+                    continue
+                added = []
+                for plan in plans:
+                    node = self._emit(EventKind.node_added, self.tree.next_id(), parent=parent.id,
+                                      plan=plan.model_dump(mode="json"))
+                    assert node is not None
+                    added.append(node)
+                return added
 
     def _new_plans(self, plans: list[Plan], parent: Node) -> list[Plan]:
         """Drop plans that repeat an experiment already in the tree (or in this batch)."""
@@ -161,11 +177,22 @@ class Researcher:
         return fresh
 
     def _pick_parent(self) -> Node | None:
-        """The node to expand next: the policy's choice, or another when the planner had no ideas for it."""
+        """The node to expand next: the policy's choice, or another when the planner had no ideas for it;
+        when nothing runs and no trained node (nor the root) is left to build on, a node stopped early
+        (its children train from scratch: a stopped trial keeps no checkpoint), so that a search whose
+        drafts all lost to each other still trains something."""
         parent = self.policy.select(self.tree)
         while parent is not None and parent.id in self._no_ideas:
             parent = self._next_candidate(parent)
+        if parent is None and not self.running():
+            parent = self._stopped_parent()
         return parent
+
+    def _stopped_parent(self) -> Node | None:
+        """The stopped node with the lowest validation loss reported (the earlier on a tie), among those
+        the planner may still have ideas for."""
+        stopped = [n for n in self.tree.with_status(NodeStatus.stopped) if n.id not in self._no_ideas]
+        return min(stopped, key=lambda n: (_best_val_loss(n), _id_order(n)), default=None)
 
     def _next_candidate(self, exhausted: Node) -> Node | None:
         """Another expandable node (or the root) when the selected one has no new ideas: best metric
@@ -215,12 +242,19 @@ class Researcher:
                 for loser in self.policy.prune(self.tree, node):
                     self._emit(EventKind.node_pruned, loser.id,
                                reason=f"lost to its siblings ({loser.metric:.3f})")
-            if node.parent is not None:
-                reflect = getattr(self.planner, "reflect", None)
-                insight = reflect(self.tree, node) if reflect is not None else None
-                text, facts = insight or distill(self.tree, node)
-                self._emit(EventKind.insight, node_id, text=text, facts=facts)
+        if node.parent is not None:
+            reflect = getattr(self.planner, "reflect", None)
+            insight = reflect(self.tree, node) if reflect is not None else None  # outside: an LLM call
+            text, facts = insight or distill(self.tree, node)
+            self._emit(EventKind.insight, node_id, text=text, facts=facts)
+        with self._lock:
             self._forget_no_ideas(node)
+
+    @contextmanager
+    def reading(self) -> Iterator[SearchTree]:
+        """The tree, unchanged while the block runs (``status`` reads a consistent snapshot)."""
+        with self._lock:
+            yield self.tree
 
     def _forget_no_ideas(self, node: Node) -> None:
         """A result gives its node and its parent new ideas at once; it may give others some through
@@ -320,6 +354,11 @@ def _due(node: Node, now: float) -> bool:
 
 def _id_order(node: Node) -> int:
     return int(node.id[1:])
+
+
+def _best_val_loss(node: Node) -> float:
+    losses = [p.val_loss for p in node.progress if p.val_loss is not None and p.val_loss == p.val_loss]
+    return min(losses, default=float("inf"))
 
 
 def _rank_key(node: Node) -> tuple[float, int, str]:

@@ -32,6 +32,7 @@ from trex_ray.runtime.pool import SlotPool, pool_name
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, trial_slots, wait_ready
 from trex_ray.spec import TaskSpec
 from trex_ray.store import read_tree
+from trex_ray.store.lease import Lease, acquire_lease
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,10 @@ def run_bench(
     say(f"bench {bench_id}: {len(jobs)} tasks sharing {slots} trial slots; runs in {out_dir}")
     start = time.time()
     evaluators: dict[str, Any] = {}
+    leases: list[Lease] = []
     try:
+        for job in jobs:  # one writer per run, as for `trex run`
+            leases.append(acquire_lease(job.run_dir))
         evaluators = _shared_evaluators(jobs, bench_id, str(_cache_dir(out_dir)))
         if evaluators:
             say(f"bench {bench_id}: {len(evaluators)} shared evaluator(s) for {len(jobs)} tasks")
@@ -194,4 +198,6 @@ def run_bench(
         for handle in evaluators.values():
             close_evaluator(handle)
         ray.kill(pool)
+        for lease in leases:
+            lease.release()
     return [_row(job, suite) for job in jobs], time.time() - start

@@ -1,9 +1,10 @@
 """The driver: connect to Ray, start (or find) the Researcher actor, show progress, return the tree.
 
-Locally ``ray.init`` starts an embedded cluster; under ``ray job submit`` (``RAY_ADDRESS`` set)
-it joins the existing one. The driver reserves no resources itself. If the Researcher actor dies
-(its machine, a kill), Ray restarts it (``max_restarts``), it resumes from the store, and the
-driver asks the new incarnation to run on.
+The driver holds the run's lease (``store/lease.py``) for its whole life: a second ``trex run/resume``
+of the same run fails at once, before Ray starts. Locally ``ray.init`` starts an embedded cluster;
+under ``ray job submit`` (``RAY_ADDRESS`` set) it joins the existing one. The driver reserves no
+resources itself. If the Researcher actor dies (its machine, a kill), Ray restarts it
+(``max_restarts``), it resumes from the store, and the driver asks the new incarnation to run on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from trex_ray.runtime.paths import RunPaths
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, wait_ready
 from trex_ray.spec import TaskSpec
 from trex_ray.store import read_tree
+from trex_ray.store.lease import Lease, acquire_lease
 from trex_ray.tree import SearchTree
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,15 @@ def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None =
     """
     paths = RunPaths.for_run(task, run_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
+    lease = acquire_lease(paths.location)  # one writer per run: LeaseHeld before Ray even starts
+    try:
+        _drive(task, paths, address, live, lease)
+    finally:
+        lease.release()
+    return read_tree(paths.location), (paths.location if paths.remote else paths.run_dir)
+
+
+def _drive(task: TaskSpec, paths: RunPaths, address: str | None, live: bool, lease: Lease) -> None:
     connect(address)
     _write_address_hint(paths.run_dir)
     # On the driver's machine (the head under `ray job submit`), never on a worker that may go
@@ -76,17 +87,21 @@ def run(task: TaskSpec, run_dir: str | Path | None = None, address: str | None =
         local_dir=str(paths.run_dir),
     )
     wait_ready(actor)
-    with ProgressDisplay(task, Path(paths.run_dir), live=live) as display:
-        _wait_for(actor, display)
-    ray.kill(actor)
-    (paths.run_dir / ADDRESS_HINT).unlink(missing_ok=True)  # nothing live to find any more
-    return read_tree(paths.location), (paths.location if paths.remote else paths.run_dir)
+    try:
+        with ProgressDisplay(task, Path(paths.run_dir), live=live) as display:
+            _wait_for(actor, display, lease)
+    finally:
+        ray.kill(actor)
+        (paths.run_dir / ADDRESS_HINT).unlink(missing_ok=True)  # nothing live to find any more
 
 
-def _wait_for(actor: Any, display: ProgressDisplay) -> None:
-    """Until the search ends; a Researcher restarted by Ray (it resumed from the store) runs on."""
+def _wait_for(actor: Any, display: ProgressDisplay, lease: Lease) -> None:
+    """Until the search ends; a Researcher restarted by Ray (it resumed from the store) runs on. A lease
+    taken from this driver (a bucket lease it could not renew in time) ends the run here."""
     done_ref = actor.run.remote()
     while True:
+        if lease.lost is not None:
+            raise RuntimeError(f"{lease.lost}; this driver stopped writing the run")
         ready, _ = ray.wait([done_ref], timeout=1.0)
         if ready:
             try:

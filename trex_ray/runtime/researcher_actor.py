@@ -2,7 +2,8 @@
 
 Named ``researcher-<run_id>`` in namespace ``trex`` so that ``trex status`` finds it. It runs
 the search loop in one thread while other calls (progress reports from trials, status
-queries) are served on others; the pure ``Researcher`` guards its state with a lock. If the
+queries) are served on others; the pure ``Researcher`` guards its state with a lock that is never
+held during a planner's LLM call, so a trial's report is answered at once. If the
 actor dies, Ray restarts it and it resumes from the store like ``trex resume`` would.
 """
 
@@ -305,7 +306,8 @@ class ResearcherActor:
     def status(self) -> dict[str, Any]:
         from trex_ray.report.text import summary
 
-        return summary(self.researcher.tree, self.task, peak_running=self.peak_running)
+        with self.researcher.reading() as tree:  # a consistent snapshot, never behind an LLM call
+            return summary(tree, self.task, peak_running=self.peak_running)
 
     def ping(self) -> bool:
         return True

@@ -8,8 +8,10 @@
   temp file, fsynced and ``os.replace``d.
 * ``ObjectBackend`` — ``s3://`` / ``gs://`` (anything ``pyarrow.fs.FileSystem.from_uri`` opens):
   one immutable object per event, ``events/<seq:012d>.json`` (an object PUT is atomic, so there
-  is no torn tail), and ``snapshot.json`` overwritten whole. Replay lists ``events/``. One writer
-  per run (the Researcher actor), as for the local journal.
+  is no torn tail), and ``snapshot.json`` overwritten whole. Replay lists ``events/``. Where the
+  store has conditional writes (S3: ``If-None-Match: *``, ``store/objects.py``) an event is created
+  only if its number is free, so that a second writer fails at once instead of forking the log. One
+  writer per run (the driver's lease, ``store/lease.py``), as for the local journal.
 
 Example::
 
@@ -28,7 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from trex_ray.store.files import is_remote, resolve
+from trex_ray.store.files import is_remote, join, resolve
+from trex_ray.store.objects import conditional_objects
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +164,7 @@ class ObjectBackend:
     def __init__(self, uri: str) -> None:
         self.location = uri.rstrip("/")
         self.fs, self.base = resolve(self.location)
+        self._atomic: bool | None = None  # conditional creates offered? (asked at the first append)
 
     def _event_key(self, seq: int) -> str:
         return f"{self.base}/{EVENTS}/{seq:012d}.json"
@@ -186,6 +190,16 @@ class ObjectBackend:
         return len(_contiguous(self._seqs()))
 
     def append(self, seq: int, line: bytes) -> None:
+        if self._atomic is None:
+            self._atomic = conditional_objects(join(self.location, EVENTS)).atomic
+        if self._atomic:  # created only if the number is free: never two events under one number
+            target = conditional_objects(join(self.location, EVENTS, f"{seq:012d}.json"))
+            if target.create(line) is None:
+                found = target.read()
+                if found is None or found[0] != line:  # not our own PUT retried after a lost answer
+                    raise StoreError(f"{self.location}: event {seq} was written by another writer; "
+                                     "one writer per run — stop the other `trex run/resume`, then resume")
+            return
         with self.fs.open_output_stream(self._event_key(seq)) as f:  # one PUT: all or nothing
             f.write(line)
 

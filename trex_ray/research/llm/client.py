@@ -4,8 +4,9 @@
 answer with a caller-supplied ``check`` and, if the check rejects it, re-asks with the reason
 (at most ``max_repairs`` times). Timeouts, 429s, 5xx and connection errors are retried with
 exponential backoff (``max_retries``); authentication / not-found errors and spent budgets
-disable the client for the rest of the run. Every call is appended, scrubbed of secrets, to
-``<run_dir>/llm_calls.jsonl``. Nothing the model writes is executed. Example::
+disable the client for the rest of the run. Every call is appended, scrubbed of secrets, to the
+run's ``llm_calls.jsonl`` (``store/records.py``: its folder or bucket). Nothing the model writes is
+executed. Example::
 
     client = LLMClient(task.search.llm, run_dir)
     plans = client.ask("strategy", messages, tool, check=lambda text: (parse(text), []), node="n3")
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trex_ray.research.llm.ledger import CALL_LOG, Answer, CallLog, Spend, approx_tokens
+from trex_ray.research.llm.ledger import Answer, CallLog, Spend, approx_tokens
 from trex_ray.research.llm.scrub import Scrubber, ScrubFilter
 from trex_ray.spec.task import LLMSpec
 
@@ -66,7 +67,7 @@ class LLMClient:
     def __init__(
         self,
         spec: LLMSpec,
-        run_dir: Path | None = None,
+        run_dir: str | Path | None = None,
         backoff_s: float = 1.0,
         scrubber: Scrubber | None = None,
     ) -> None:
@@ -74,7 +75,7 @@ class LLMClient:
             raise ValueError("search.llm.model: the llm planner needs a model (provider/name)")
         self.spec = spec
         self.scrub = scrubber or Scrubber()
-        self.log = CallLog(run_dir / CALL_LOG if run_dir is not None else None, self.scrub)
+        self.log = CallLog(run_dir, self.scrub)  # CALL_LOG in the run's folder or bucket
         self.spend = Spend(spec, self.log.records)
         self.backoff_s = backoff_s
         self.disabled: str | None = None

@@ -1,17 +1,17 @@
 """The LLM planner's ledger: the call log (``llm_calls.jsonl``) and the spend it adds up to.
 
-Every record is scrubbed of secrets before it is written; the tokens and dollars spent are
-read back from the log, so a resumed run keeps counting against the same budget. Example::
+Every record is scrubbed of secrets before it is written. The log lives with the run
+(``store/records.py``: ``<run>/llm_calls.jsonl`` in a folder, ``<run>/llm_calls/<seq>.json`` in a
+bucket), and the tokens and dollars spent are read back from it, so a run resumed on any machine
+keeps counting against the same budget. Example::
 
-    log = CallLog(run_dir / CALL_LOG, Scrubber())
+    log = CallLog("s3://bucket/trex/r1", Scrubber())     # or a run folder; None: kept in memory
     log.write({"kind": "fallback", "stage": "strategy", "reason": "..."})
     Spend(spec, log.records).exhausted()      # None, or why the budget is spent
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from typing import Any
 
 from trex_ray.research.llm.scrub import Scrubber
 from trex_ray.spec.task import LLMSpec
+from trex_ray.store.records import RecordLog
 
 CALL_LOG = "llm_calls.jsonl"
 
@@ -43,35 +44,21 @@ class Answer:
 
 
 class CallLog:
-    """Append-only JSONL of calls and decisions; every record is scrubbed before it is written."""
+    """Append-only records of calls and decisions, scrubbed before they are written; ``location``: the
+    run's folder or bucket URI (None: memory only)."""
 
-    def __init__(self, path: Path | None, scrubber: Scrubber) -> None:
-        self.path = path
+    def __init__(self, location: str | Path | None, scrubber: Scrubber) -> None:
         self.scrub = scrubber
-        self.records: list[dict[str, Any]] = self._read()
+        self.store = RecordLog(location, CALL_LOG) if location is not None else None
+        self.records: list[dict[str, Any]] = self.store.read() if self.store is not None else []
         self._lock = threading.Lock()
-
-    def _read(self) -> list[dict[str, Any]]:
-        if self.path is None or not self.path.is_file():
-            return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line after a crash
-                continue
-        return out
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             record = self.scrub.data({"seq": len(self.records), "time": round(time.time(), 3), **record})
             self.records.append(record)
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
+            if self.store is not None:
+                self.store.append(record)
             return record
 
 

@@ -1,8 +1,9 @@
 """LLMPlanner: the TREX Researcher as an LLM, with the heuristic planner as its safety net.
 
-Stages, each recorded in ``<run_dir>/llm_calls.jsonl``:
+Stages, each recorded in the run's ``llm_calls.jsonl`` (kept with the run: its folder or bucket):
 
-* **research** (once per run, kept in ``<run_dir>/llm_research.json``): the LLM proposes search
+* **research** (once per run, kept in ``<run>/llm_research.json`` beside the journal, so that a resume
+  on another machine does not redo it): the LLM proposes search
   queries; the search tools (local notes, local data catalog, arXiv / HF Hub when online) return
   findings, which later prompts quote and plans cite;
 * **strategy** (``propose``): child plans through a function call, validated (``validate.py``);
@@ -13,15 +14,13 @@ Stages, each recorded in ``<run_dir>/llm_calls.jsonl``:
 Whenever the LLM cannot help (unreachable, budget spent, no valid answer), that step falls back
 to ``HeuristicPlanner`` and says so in the plans' rationale and the call log. Example::
 
-    planner = LLMPlanner(task, run_dir)          # task.search.llm.model = "openai/gpt-4o-mini"
+    planner = LLMPlanner(task, run_location)     # a run folder or bucket URI; model in task.search.llm
     plans = planner.propose(tree, node, k=2)     # never raises for an LLM problem
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from trex_ray.research.llm.tools import Finding, SearchTool, build_tools, search
 from trex_ray.research.llm.validate import PlanCheck, check_insight, check_queries, op_summaries
 from trex_ray.research.planner import register_planner
 from trex_ray.spec import Plan, TaskSpec
+from trex_ray.store.records import read_doc, write_doc
 from trex_ray.tree import Node, SearchTree
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class LLMPlanner:
     def __init__(
         self,
         task: TaskSpec,
-        run_dir: Path | None = None,
+        run_dir: str | Path | None = None,
         client: LLMClient | None = None,
         tools: list[SearchTool] | None = None,
     ) -> None:
@@ -102,9 +102,9 @@ class LLMPlanner:
         if not self.tools:
             self.findings = []
             return
-        saved = self.run_dir / RESEARCH_FILE if self.run_dir is not None else None
-        if saved is not None and saved.is_file():
-            data = json.loads(saved.read_text(encoding="utf-8"))
+        saved = read_doc(self.run_dir, RESEARCH_FILE) if self.run_dir is not None else None
+        if isinstance(saved, dict):  # done before this resume (here or on another machine)
+            data = saved
             self.findings = [Finding(**f) for f in data.get("findings", [])]
             return
         profile = tree.meta.get("profile") or {}
@@ -119,8 +119,8 @@ class LLMPlanner:
         for record in searches:
             self.client.note("search", stage="research", **record)
         self.findings = [Finding(**self.client.scrub.data(f.to_json())) for f in findings]
-        if saved is not None:
-            self._save(saved, queries)
+        if self.run_dir is not None:
+            self._save(queries)
 
     def _default_queries(self) -> list[str]:
         words = (self.task.description or self.task.name).rstrip(".")
@@ -129,13 +129,10 @@ class LLMPlanner:
             f"{self.task.metric.name.value} {words}"[:120],
         ]
 
-    def _save(self, path: Path, queries: list[str]) -> None:
+    def _save(self, queries: list[str]) -> None:
+        assert self.run_dir is not None
         body = {"queries": queries, "findings": [f.to_json() for f in self.findings or []]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(self.client.scrub.data(body), indent=1, ensure_ascii=False), encoding="utf-8"
-        )
-        os.replace(tmp, path)
+        write_doc(self.run_dir, RESEARCH_FILE, self.client.scrub.data(body))
 
     # --- insight distillation ---------------------------------------------------------------------
     def reflect(self, tree: SearchTree, node: Node) -> tuple[str, dict[str, Any]] | None:
@@ -157,5 +154,5 @@ class LLMPlanner:
 
 
 @register_planner("llm")
-def _make(task: TaskSpec, run_dir: Path | None = None) -> LLMPlanner:
+def _make(task: TaskSpec, run_dir: str | Path | None = None) -> LLMPlanner:
     return LLMPlanner(task, run_dir)
