@@ -22,10 +22,10 @@ source .device/activate.sh
 W=/tmp/gpu-real
 mkdir -p "$W/parts"
 export PYTHONPATH="$W/site:$PWD:$PYTHONPATH" TREX_CACHE_DIR="$W/cache" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-# A GPU-sized version of the built-in task: 4,000 training rows (500 steps of 8), 256 validation, 1,000 test.
+# A GPU-sized version of the built-in task: 2,000 training rows (250 steps of 8), 256 validation, 1,000 test.
 # The trials hold 3/4 of the GPU, the run's evaluator (HF here: vLLM does not travel) the other quarter.
-SETTINGS=(--max-nodes 6 resources.gpus_per_worker=0.75 eval.num_gpus=0.25 resources.cpus_per_worker=4
-          resources.compile=false data.train.0.limit=4256 data.val_size=256 data.eval.limit=1000)
+SETTINGS=(--max-nodes 5 resources.gpus_per_worker=0.75 eval.num_gpus=0.25 resources.cpus_per_worker=4
+          resources.compile=false data.train.0.limit=2256 data.val_size=256 data.eval.limit=1000)
 
 finish() {
   python3 benchmarks/gpu_real.py raw --run-dir "$W/run" > "$W/raw.log" 2>&1 || tail -20 "$W/raw.log"
