@@ -106,7 +106,7 @@ def test_two_worker_trials_pack_or_span_nodes_and_the_driver_holds_no_gpu(
     2-GPU node and spans the other over the two 1-GPU nodes.
     """
     monkeypatch.setenv("TREX_CACHE_DIR", str(shared_cache))
-    task = sentiment("budget.max_nodes=3", "resources.num_workers=2", "resources.gpus_per_worker=1",
+    task = sentiment("budget.max_nodes=2", "resources.num_workers=2", "resources.gpus_per_worker=1",
                      "resources.cpus_per_worker=1", "resources.dist_backend=gloo")
     workers = [{"num_cpus": 2, "num_gpus": 2}, {"num_cpus": 2, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 1}]
     with local_cluster(head={}, workers=workers), PlacementLog() as placements:
@@ -119,9 +119,9 @@ def test_two_worker_trials_pack_or_span_nodes_and_the_driver_holds_no_gpu(
         nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"]}
     tree = read_tree(tmp_path / "run")
     trained = [n for n in tree if n.parent is not None]
-    assert len(trained) == 3 and all(n.status.done for n in tree), [(n.id, n.status) for n in tree]
+    assert len(trained) == 2 and all(n.status.done for n in tree), [(n.id, n.status) for n in tree]
     assert any(n.status in (NodeStatus.finished, NodeStatus.pruned) for n in trained)
-    assert len(placements.groups) >= 3, placements.groups  # one placement group per trained trial
+    assert len(placements.groups) >= 2, placements.groups  # one placement group per trained trial
     for group in placements.groups.values():
         assert group["gpus"] == 2 and group["strategy"] == "PACK"
         assert all(nodes[n]["Resources"].get("GPU", 0) >= 1 for n in group["nodes"])  # never the head
@@ -150,7 +150,7 @@ def _training(run_dir: Path) -> bool:
 def test_a_worker_node_removed_mid_trial_reruns_the_trial_elsewhere(
         tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TREX_CACHE_DIR", str(shared_cache))
-    task = sentiment("budget.max_nodes=2", "resources.gpus_per_worker=1", "resources.dist_backend=gloo",
+    task = sentiment("budget.max_nodes=1", "resources.gpus_per_worker=1", "resources.dist_backend=gloo",
                      "resources.max_concurrent_trials=1")
     run_dir = tmp_path / "run"
     workers = [{"num_cpus": 2, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 1}]

@@ -22,8 +22,9 @@ TREX = [sys.executable, "-m", "trex_ray.cli"]
 PROMPTS = ["the plot was ordinary but the battery was rather dirty .\n=>", "the food was lovely .\n=>"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster() -> object:
+    """Down again before the next test, whose `trex run` starts its own cluster beside it."""
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="trex")
     yield None
     ray.shutdown()
@@ -57,8 +58,8 @@ def test_a_run_evaluates_every_node_with_vllm(tmp_path: Path, shared_cache: Path
     run_dir = tmp_path / "run"
     env = dict(os.environ, TREX_CACHE_DIR=str(shared_cache))
     env.pop("RAY_ADDRESS", None)
-    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "2", "--quiet",
-           "data.train.0.limit=600", "data.eval.limit=150",
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "1", "--quiet",
+           "data.train.0.limit=400", "data.eval.limit=100",
            "eval.backend=vllm"]  # by name: on CPUs `auto` evaluates full fine-tunes with HF
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -66,5 +67,6 @@ def test_a_run_evaluates_every_node_with_vllm(tmp_path: Path, shared_cache: Path
                             capture_output=True, text=True, timeout=120)
     data = json.loads(report.stdout.strip().splitlines()[-1])
     scored = [n for n in data["nodes"] if n["metric"] is not None]
-    assert scored and {n["eval_backend"] for n in scored} == {"vllm"}
+    assert any(n["parent"] is None for n in scored) and any(n["parent"] is not None for n in scored)
+    assert {n["eval_backend"] for n in scored} == {"vllm"}
     assert data["eval_backends"] == {"vllm": len(scored)}

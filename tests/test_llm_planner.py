@@ -439,7 +439,12 @@ def test_a_search_with_the_llm_planner_uses_its_plans_and_insights(server, tmp_p
     assert sum(i["text"].startswith("LLM insight") for i in tree.insights) == 5
 
 
-def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, tmp_path):
+def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, tmp_path, monkeypatch):
+    """The whole search against every kind of garbage (tests/llm_server.py GARBAGE): the heuristic
+    plans every node, nothing hostile reaches the journal, the key reaches no file of the run.
+    (The same Researcher runs inside the Ray actor; test_llm_run covers that path with a sane LLM.)"""
+    secret = "sk-garbage-SECRETvalue-4f9a8b7c6d5e"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
     srv = server(default=garbage_script())
     task = llm_task(srv.url, "budget.max_nodes=4", "search.llm.max_retries=1")
     researcher = Researcher.open(tmp_path, task, planner=planner(task, tmp_path))
@@ -448,6 +453,12 @@ def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, 
     assert log.reason is not None and len(tree) == 5
     assert all(n.plan.rationale.startswith(FALLBACK_TAG) for n in tree if n.parent is not None)
     assert all(not i["text"].startswith("LLM") for i in tree.insights)
+    assert {r["headers"].get("authorization") for r in srv.requests} == {f"Bearer {secret}"}
+    journal = (tmp_path / "journal.jsonl").read_text()
+    for hostile in ("rm -rf", "shell", "Ignore previous", "os.system"):
+        assert hostile not in journal
+    files = [f.read_text(errors="replace") for f in tmp_path.rglob("*") if f.is_file()]
+    assert len(files) >= 2 and all(secret not in text and secret[:10] not in text for text in files)
 
 
 # --- no waiting on the LLM ------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """End to end: `trex run --planner llm` on an embedded Ray cluster against a local LLM server.
 
 The server runs in this process; the run (a subprocess) reaches it through litellm's HTTP
-path. Each test trains tiny models, so each takes minutes.
+path. It trains tiny models, so it takes minutes. A search against a garbage LLM (every kind of bad
+answer: the heuristic takes each step, nothing hostile is journaled, the key is written nowhere) is
+tests/test_llm_planner.py::test_a_search_against_a_garbage_server_completes_with_the_heuristic: the
+same Researcher, in this process.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from llm_server import LLMServer, PlanScript, garbage_script
-
-from trex_ray.research.llm.planner import FALLBACK_TAG
+from llm_server import LLMServer, PlanScript
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -64,28 +65,15 @@ def _files(run_dir: Path) -> list[str]:
 def test_an_llm_run_shows_the_llm_plans_and_insights_and_no_secret(tmp_path, shared_cache):
     run_dir = tmp_path / "run"
     with LLMServer(default=PlanScript()) as server:
-        out = _run(run_dir, server, shared_cache, max_nodes=3)
+        out = _run(run_dir, server, shared_cache, max_nodes=2)
         assert out.returncode == 0, out.stderr[-3000:]
+        assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
         auth = {r["headers"].get("authorization") for r in server.requests}
     assert auth == {f"Bearer {SECRET}"}  # the Researcher actor used the key from the environment
     nodes = [n for n in _report(run_dir)["nodes"] if n["parent"] is not None]
-    assert len(nodes) == 3
+    assert len(nodes) == 2
     assert all(n["rationale"].startswith("LLM plan") for n in nodes)
     assert all((n["insight"] or "").startswith("LLM insight") for n in nodes if n["status"] != "pending")
     stages = [json.loads(line)["stage"] for line in (run_dir / "llm_calls.jsonl").read_text().splitlines()]
     assert {"research", "strategy", "reflection"} <= set(stages)
     assert all(SECRET not in text and SECRET[:10] not in text for text in _files(run_dir))
-
-
-def test_a_run_against_a_garbage_llm_completes_with_the_heuristic(tmp_path, shared_cache):
-    run_dir = tmp_path / "run"
-    with LLMServer(default=garbage_script()) as server:
-        out = _run(run_dir, server, shared_cache, max_nodes=2)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
-    nodes = [n for n in _report(run_dir)["nodes"] if n["parent"] is not None]
-    assert nodes and all(n["rationale"].startswith(FALLBACK_TAG) for n in nodes)
-    journal = (run_dir / "journal.jsonl").read_text()
-    for hostile in ("rm -rf", "shell", "Ignore previous", "os.system"):
-        assert hostile not in journal
-    assert all(SECRET not in text for text in _files(run_dir))
