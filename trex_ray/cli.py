@@ -1,9 +1,10 @@
-"""The ``trex`` command: run, resume, status, report, tasks.
+"""The ``trex`` command: run, resume, status, report, export, serve, tasks.
 
     trex run sentiment --max-nodes 10
     trex run task.yaml --run-dir runs/mine budget.compute_seconds=600
     trex resume runs/mine
     trex report runs/mine --format json
+    trex export runs/mine --node best --out models/mine --merge
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="interface to bind (default 127.0.0.1: this machine only)")
     serve.set_defaults(func=cmd_serve)
+
+    export = sub.add_parser("export", help="a node of a run as a Hugging Face folder with a model card")
+    export.add_argument("run_dir")
+    export.add_argument("--node", default="best", help="a node id, or best (on validation; the default)")
+    export.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    export.add_argument("--merge", action="store_true",
+                        help="a LoRA node: merge the adapter into its base (else the adapter alone)")
+    export.set_defaults(func=cmd_export)
 
     _llm_cli().add_draft_command(sub)
     _bench_cli().add_bench_command(sub)
@@ -308,6 +317,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trex_ray.execute.export import ExportError
+    from trex_ray.report.export import export_node
+    from trex_ray.runtime.paths import RunPaths
+
+    task, _ = _load_tree(args.run_dir)
+    try:
+        info = export_node(args.run_dir, args.node, Path(args.out), args.merge,
+                           RunPaths.for_run(task, args.run_dir).cache_dir)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    scores = f"validation {_fmt(info['val_metric'])}, test {_fmt(info['test_metric'])}"
+    print(f"exported {info['node_id']} ({info['kind']}; {info['metric']} {scores}) to {args.out}")
     return 0
 
 
