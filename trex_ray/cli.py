@@ -250,6 +250,7 @@ def _has_run(run_dir: str) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from trex_ray.report import leaderboard, summary
+    from trex_ray.report.text import checkpoint_usage, usage_line
     from trex_ray.runtime.live import live_status
 
     live = live_status(args.run_dir, args.address)
@@ -263,6 +264,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         state = "in progress or interrupted (no live Researcher reached; read from the store)"
     print(f"run {info['run_id']} of {task.name}: {state}; nodes {info['counts']}")
+    print(usage_line(checkpoint_usage(tree)))
     print(leaderboard(tree, task))
     return 0
 

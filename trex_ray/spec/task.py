@@ -213,6 +213,9 @@ class SearchSpec(Strict):
     early_stopping: bool = True  # stop a running trial that is clearly losing to its siblings (ASHA)
     # After the search: the base model and this many best nodes (on validation) are scored on the test split
     test_top_k: int = Field(default=1, ge=0, le=100)
+    # Checkpoints kept: the K best nodes' on validation (at least test_top_k), those they build on and
+    # those a pending or running warm start needs; others are deleted as the run goes. None: keep all.
+    keep_checkpoints: int | None = Field(default=None, ge=1, le=100_000)
     seed: int = 0
     llm: LLMSpec = LLMSpec()  # used when planner is llm
 
