@@ -156,13 +156,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.planner:
         overrides.append(f"search.planner={args.planner}")
     overrides += _llm_cli().llm_overrides(args)
-    task = resolve_task(args.task, overrides)
+    task = _with_env_tracking(resolve_task(args.task, overrides))
     _check_planner(task)
     if args.run_dir and _has_run(args.run_dir):
         raise UserError(f"--run-dir {args.run_dir}: a run already lives there; "
                         f"use `trex resume {args.run_dir}`")
     task, run_dir = _preflight(task, args.run_dir)
     return _run(task, run_dir, args.address, not args.quiet)
+
+
+def _with_env_tracking(task: TaskSpec) -> TaskSpec:
+    """``MLFLOW_TRACKING_URI``, as MLflow's own clients honour it, when the task names no MLflow URI;
+    recorded in the run's task, so that its actors and a resume use the same one."""
+    from trex_ray.spec.task import TrackingSpec
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if task.tracking.mlflow is not None or not uri:
+        return task
+    tracking = TrackingSpec.model_validate({**task.tracking.model_dump(), "mlflow": uri})
+    return task.model_copy(update={"tracking": tracking})
 
 
 def _preflight(task: TaskSpec, run_dir: str | None) -> tuple[TaskSpec, str]:

@@ -45,4 +45,5 @@ class RunContext:
     parent_adapter: bool = False  # whether that checkpoint is a LoRA adapter
     on_progress: ProgressFn = always_continue
     evaluator: EvalFn | None = None  # the run's evaluation service (one vLLM engine per base model), if any
+    tensorboard_dir: Path | None = None  # this node's TensorBoard folder (execute/tracking.py); None: none
     extra: dict[str, Any] = field(default_factory=dict)

@@ -6,7 +6,7 @@ and numbers only (plus an optional picklable progress callback)::
 
     {"base_dir", "train_path", "val_path", "output_dir", "mode", "recipe": TrainRecipe dict,
      "seed", "max_seq_len", "parent_checkpoint", "parent_adapter", "progress", "num_threads",
-     "val_max_examples", "compile", "sync_every"}
+     "val_max_examples", "compile", "sync_every", "tensorboard_dir"}
 
 On a GPU the step is kept on the device: the optimizer is fused AdamW, the loss reaches the host
 only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``"auto"``: on a GPU for
@@ -35,6 +35,7 @@ import torch.distributed as dist
 
 from trex_ray.execute.context import Decision
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
+from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
 
 logger = logging.getLogger(__name__)
@@ -235,6 +236,8 @@ class _Run:
         self.ema: float | None = None
         self.initial: float | None = None
         self.window: list[float] = []
+        # TensorBoard curves, live, from rank 0 (execute/tracking.py)
+        self.tb = tb_writer(config.get("tensorboard_dir")) if rank == 0 else None
 
     def build(self) -> None:
         t0 = time.perf_counter()
@@ -341,6 +344,9 @@ class _Run:
         point = Progress(fraction=min(1.0, self.step / self.total), step=self.step,
                          train_loss=train_loss, val_loss=self.val_loss())
         self.curve.append(point)
+        if self.tb is not None and point.val_loss is not None:
+            self.tb.add_scalar("val/loss", point.val_loss, self.step)
+            self.tb.flush()
         logger.info("step %d/%d train %.4f val %s", self.step, self.total, train_loss, point.val_loss)
         stop = 0
         if self.rank == 0 and self.progress is not None and self.step < self.total:
@@ -367,6 +373,8 @@ class _Run:
                 continue
             status = self._check(self.sync(pending), self.step - len(pending) + 1)
             pending = []
+            if self.tb is not None:
+                self.tb.add_scalar("train/lr", float(self.engine.get_lr()[0]), self.step)
             if status == "finished" and self.step in marks and self.report() is Decision.STOP \
                     and self.step < self.total:
                 status = "stopped"
@@ -378,6 +386,8 @@ class _Run:
         """Take the synced losses of steps ``first_step``...; 'diverged' at the first bad one."""
         for step, loss in enumerate(losses, start=first_step):
             self.window.append(loss)
+            if self.tb is not None and math.isfinite(loss):
+                self.tb.add_scalar("train/loss", loss, step)
             if self.diverged(loss, step):
                 self.curve.append(Progress(fraction=step / self.total, step=step,
                                            train_loss=loss if math.isfinite(loss) else 1e30))
@@ -426,13 +436,17 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     _seed_all(int(config["seed"]))
     rank, world = _init_distributed()
     run = _Run(config, rank, world)
-    run.build()
-    status = run.run()
-    checkpoint = None
-    if status == "finished":
-        run.save(config["output_dir"])
-        checkpoint = str(config["output_dir"])
-    return run.result(status, checkpoint)
+    try:
+        run.build()
+        status = run.run()
+        checkpoint = None
+        if status == "finished":
+            run.save(config["output_dir"])
+            checkpoint = str(config["output_dir"])
+        return run.result(status, checkpoint)
+    finally:
+        if run.tb is not None:
+            run.tb.close()
 
 
 # --- launching here ---------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class NodeJob:
     parent_adapter: bool
     attempt: int = 1
     checkpoint_location: str = ""  # where the run stores this node's checkpoint (a folder or URI)
+    tensorboard_dir: str | None = None  # this attempt's TensorBoard folder; None: no TensorBoard records
 
 
 @ray.remote(num_cpus=0)
@@ -95,6 +96,7 @@ class NodeRunner:
             parent_adapter=job.parent_adapter,
             on_progress=ProgressRelay(researcher, job.node_id, job.attempt),
             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
+            tensorboard_dir=Path(job.tensorboard_dir) if job.tensorboard_dir else None,
         )
         result = launcher.finalize(run_plan(plan, ctx))
         if result.metric is not None and not math.isfinite(result.metric):
@@ -116,7 +118,8 @@ class NodeRunner:
                 checkpoint = local
             ctx = RunContext(task=task, node_id=job.node_id, work_dir=Path(job.work_dir),
                              cache_dir=Path(job.cache_dir), launcher=None,  # type: ignore[arg-type]
-                             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None)
+                             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
+                             tensorboard_dir=Path(job.tensorboard_dir) if job.tensorboard_dir else None)
             return score_test(Plan.model_validate(job.plan), ctx, checkpoint, adapter)
         except Exception as exc:  # noqa: BLE001 - a failed test score is recorded, not raised
             log.warning("%s: test scoring failed: %s", job.node_id, one_line(exc), exc_info=True)

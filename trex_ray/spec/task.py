@@ -252,6 +252,38 @@ class EvalSpec(Strict):
     api_model: str | None = None  # openai: the served base model's name (else found by its path)
 
 
+class TrackingSpec(Strict):
+    """Experiment records (``execute/tracking.py``): TensorBoard event files per node under the run
+    (``RUN_DIR/tensorboard/<node>``), and MLflow runs — one for the search, one nested per node — at
+    ``mlflow``: a tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``, ``file:/abs/mlruns``, which
+    MLflow 3 allows only with ``MLFLOW_ALLOW_FILE_STORE=true``) or a path (``*.db``: sqlite, else a
+    file store); relative ones are made absolute. None: ``MLFLOW_TRACKING_URI`` when it is set as
+    ``trex run`` starts, else no MLflow."""
+
+    tensorboard: bool = True
+    mlflow: str | None = None
+    mlflow_experiment: str | None = None  # None: the task's name
+
+    @field_validator("mlflow")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        """A folder or a relative ``file:`` URI is made absolute here, where the user's shell is: the
+        run's actors do not share its working directory."""
+        if value is None:
+            return None
+        error = credentials_error(value)
+        if error is not None:
+            raise ValueError(error)
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            return "sqlite:///" + str(Path(value.removeprefix("sqlite:///")).absolute())
+        if re.match(r"^[a-z][a-z0-9+.-]*:", value) and not value.startswith("file:"):
+            return value
+        path = Path(value.removeprefix("file://").removeprefix("file:")).expanduser().absolute()
+        if path.suffix == ".db" and not value.startswith("file:"):  # a database file: MLflow's sqlite store
+            return f"sqlite:///{path}"
+        return f"file:{path}"
+
+
 class TaskSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -262,6 +294,7 @@ class TaskSpec(Strict):
     resources: Resources = Resources()
     search: SearchSpec = SearchSpec()
     eval: EvalSpec = EvalSpec()
+    tracking: TrackingSpec = TrackingSpec()
     # None: measured by the preflight (the longest target in tokens), DEFAULT_MAX_NEW_TOKENS where none ran
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     storage_path: str | None = None
