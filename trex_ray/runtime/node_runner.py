@@ -61,6 +61,7 @@ class NodeJob:
     attempt: int = 1
     checkpoint_location: str = ""  # where the run stores this node's checkpoint (a folder or URI)
     tensorboard_dir: str | None = None  # this attempt's TensorBoard folder; None: no TensorBoard records
+    ray_train_path: str = ""  # Ray Train's storage for this run's trials: <run>/ray_train (a folder or URI)
 
 
 @ray.remote(num_cpus=0)
@@ -130,7 +131,7 @@ def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
     from trex_ray.runtime.train_launcher import RayTrainLauncher
 
     res = task.resources
-    remote = is_remote(job.storage_path)
+    storage = job.ray_train_path or join(str(Path(job.work_dir).parent.parent), "ray_train")
     return RayTrainLauncher(
         num_workers=res.num_workers,
         cpus_per_worker=res.cpus_per_worker,
@@ -138,8 +139,9 @@ def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
         memory_per_worker=int(res.memory_gb_per_worker * 2**30) if res.memory_gb_per_worker else None,
         placement_strategy=res.placement_strategy,
         dist_backend=res.dist_backend,
-        storage_path=join(job.storage_path, "ray_train") if remote else job.storage_path,
-        name=f"{Path(job.work_dir).parent.parent.name}-{job.node_id}",
+        storage_path=storage,
+        name=f"{job.node_id}-a{job.attempt}",
+        keep_files=False,
     )
 
 

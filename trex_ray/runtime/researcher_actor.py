@@ -193,6 +193,7 @@ class ResearcherActor:
             attempt=node.attempts,
             checkpoint_location=join(self.location, "nodes", node.id, "checkpoint"),
             tensorboard_dir=self._tensorboard_dir(node),
+            ray_train_path=join(self.location, "ray_train"),
         )
 
     def _tensorboard_dir(self, node: Node) -> str | None:

@@ -5,6 +5,11 @@ Ray Train sets up the process group (gloo on CPU, NCCL on GPU) and the worker en
 then runs DeepSpeed on it. Rank 0's return value comes back as a JSON file in the one
 checkpoint it reports (``Result.metrics`` stays empty without a reported checkpoint).
 
+Ray Train keeps its own files (that checkpoint, its state, a failed worker's error) in
+``<storage_path>/<name>-<hex>``: the NodeRunner points ``storage_path`` at ``<run>/ray_train``, so a
+run's folder holds them, and a trial that succeeded has its folder removed once its result is read
+(``keep_files=False``); a failed trial's stays, for the post-mortem.
+
 Example::
 
     launcher = RayTrainLauncher(num_workers=2, cpus_per_worker=1, gpus_per_worker=0,
@@ -84,9 +89,10 @@ class RayTrainLauncher:
     def __init__(self, num_workers: int = 1, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  storage_path: str | Path = "~/ray_results/trex", name: str = "trex-train",
                  memory_per_worker: int | None = None, placement_strategy: str = "PACK",
-                 dist_backend: str = "auto") -> None:
+                 dist_backend: str = "auto", keep_files: bool = True) -> None:
         """``memory_per_worker`` in bytes; ``dist_backend`` auto: NCCL with GPUs, else gloo (gloo also
-        suits logical GPUs on a CPU machine); ``placement_strategy``: the placement group's layout."""
+        suits logical GPUs on a CPU machine); ``placement_strategy``: the placement group's layout;
+        ``keep_files``: False removes Ray Train's folder of a trial that succeeded."""
         self.num_workers = num_workers
         self.cpus_per_worker = cpus_per_worker
         self.gpus_per_worker = gpus_per_worker
@@ -96,6 +102,8 @@ class RayTrainLauncher:
         self.storage_path = str(Path(storage_path).expanduser().resolve()) if "://" not in str(storage_path) \
             else str(storage_path)
         self.run_name = name
+        self.keep_files = keep_files
+        self.trial_dir: str | None = None  # Ray Train's folder of the last launch
 
     def _trainer(self, loop: Loop, config: dict[str, Any]) -> TorchTrainer:
         resources = {"CPU": self.cpus_per_worker}
@@ -114,7 +122,10 @@ class RayTrainLauncher:
         )
 
     def _run_config(self) -> RunConfig:
+        from trex_ray.store.files import join
+
         name = f"{self.run_name}-{uuid.uuid4().hex[:6]}"
+        self.trial_dir = join(self.storage_path, name)
         if "://" not in self.storage_path:
             return RunConfig(storage_path=self.storage_path, name=name)
         from trex_ray.store.files import resolve  # a bucket: one pyarrow filesystem, options kept
@@ -132,4 +143,12 @@ class RayTrainLauncher:
         if result.checkpoint is None:
             raise TrainingError(f"training finished without a result from rank 0 (error: {result.error})")
         with result.checkpoint.as_directory() as folder:
-            return json.loads(Path(folder, RESULT_FILE).read_text())
+            returned = json.loads(Path(folder, RESULT_FILE).read_text())
+        if not self.keep_files and self.trial_dir:
+            from trex_ray.store.files import remove_dir
+
+            try:
+                remove_dir(self.trial_dir)
+            except OSError as exc:  # a leftover folder is not worth failing a trial for
+                logger.warning("could not remove %s: %s", self.trial_dir, exc)
+        return returned
