@@ -84,6 +84,9 @@ def train_config(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> di
         "num_threads": max(1, int(ctx.task.resources.cpus_per_worker)),
         "compile": ctx.task.resources.compile,
         "tensorboard_dir": str(ctx.tensorboard_dir) if ctx.tensorboard_dir else None,
+        "accumulation": ctx.task.resources.gradient_accumulation_steps,
+        "gradient_checkpointing": ctx.task.resources.gradient_checkpointing,
+        "zero_stage": ctx.task.resources.zero_stage, "offload": ctx.task.resources.offload,
     }
 
 

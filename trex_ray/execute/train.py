@@ -6,7 +6,12 @@ and numbers only (plus an optional picklable progress callback)::
 
     {"base_dir", "train_path", "val_path", "output_dir", "mode", "recipe": TrainRecipe dict,
      "seed", "max_seq_len", "parent_checkpoint", "parent_adapter", "progress", "num_threads",
-     "val_max_examples", "compile", "sync_every", "tensorboard_dir"}
+     "val_max_examples", "compile", "sync_every", "tensorboard_dir",
+     "accumulation", "gradient_checkpointing", "zero_stage", "offload"}
+
+Memory (``resources.*`` of the task): ``accumulation`` micro-batches per optimizer step (the plan's
+batch size stays the effective batch), ``gradient_checkpointing``, ``zero_stage`` (None: the plan's),
+``offload`` (``none`` / ``optimizer`` / ``all``: ZeRO-Offload to CPU memory).
 
 On a GPU the step is kept on the device: the optimizer is fused AdamW, the loss reaches the host
 only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``"auto"``: on a GPU for
@@ -191,20 +196,29 @@ def compile_layers(model: torch.nn.Module) -> int:
     return len(layers)
 
 
-def ds_config(recipe: TrainRecipe, micro_batch: int) -> dict[str, Any]:
+def ds_config(recipe: TrainRecipe, micro_batch: int, accumulation: int = 1, stage: int | None = None,
+              offload: str = "none") -> dict[str, Any]:
+    zero: dict[str, Any] = {"stage": recipe.zero_stage if stage is None else stage}
+    if offload in ("optimizer", "all"):
+        zero["offload_optimizer"] = {"device": "cpu"}
+    if offload == "all":
+        zero["offload_param"] = {"device": "cpu"}
     return {
         "train_micro_batch_size_per_gpu": micro_batch,
-        "gradient_accumulation_steps": 1,
+        "gradient_accumulation_steps": accumulation,
         "gradient_clipping": recipe.grad_clip,
-        "zero_optimization": {"stage": recipe.zero_stage},
+        "zero_optimization": zero,
         "zero_allow_untested_optimizer": True,
+        "zero_force_ds_cpu_optimizer": False,  # offload keeps our AdamW (no DeepSpeedCPUAdam build)
         "bf16": {"enabled": torch.cuda.is_available()},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
     }
 
 
-def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int) -> Any:
+def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int,
+            memory: dict[str, Any] | None = None) -> Any:
+    """``total``: optimizer steps; ``memory``: ``ds_config``'s accumulation, stage and offload."""
     import deepspeed
 
     if torch.cuda.is_available():  # the optimizer is made on the GPU, so that it can be fused
@@ -212,9 +226,9 @@ def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int)
     optimizer = _optimizer(model, recipe)
     warmup = int(recipe.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config(recipe, micro)
-    )
+    config = ds_config(recipe, micro, **(memory or {}))
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                           config=config)
     return engine
 
 
@@ -233,6 +247,9 @@ class _Run:
         self.curve: list[Progress] = []
         self.step = self.tokens = self.pending_tokens = 0
         self.sync_every = int(config.get("sync_every") or (SYNC_EVERY if torch.cuda.is_available() else 1))
+        self.accum = int(config.get("accumulation") or 1)
+        stage = config.get("zero_stage")
+        self.stage = self.recipe.zero_stage if stage is None else int(stage)
         self.ema: float | None = None
         self.initial: float | None = None
         self.window: list[float] = []
@@ -251,15 +268,18 @@ class _Run:
         self.val_rows = encode_split(c["val_path"], self.tokenizer, max_len, val_limit)
         if not self.train_rows:
             raise ValueError("the training split is empty; check the data recipe")
-        self.micro = max(1, self.recipe.batch_size // self.world)
-        per_epoch = math.ceil(len(self.train_rows) / (self.micro * self.world))
+        self.micro = max(1, self.recipe.batch_size // (self.world * self.accum))
+        per_epoch = math.ceil(len(self.train_rows) / (self.micro * self.world * self.accum))
         self.total = max(1, math.ceil(self.recipe.epochs * per_epoch))
         self.warmup = int(self.recipe.warmup_ratio * self.total)
         self.timings["load_s"] = time.perf_counter() - t0
+        if c.get("gradient_checkpointing"):
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if should_compile(c.get("compile", "auto"), self.total):
             self.timings["compiled_layers"] = compile_layers(self.model)
         t0 = time.perf_counter()
-        self.engine = _engine(self.model, self.recipe, self.micro, self.total)
+        memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none"}
+        self.engine = _engine(self.model, self.recipe, self.micro, self.total, memory)
         self.timings["deepspeed_init_s"] = time.perf_counter() - t0
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -288,21 +308,42 @@ class _Run:
         body, head = lm.get_decoder(), lm.get_output_embeddings()
         if body is None or head is None:
             return self.engine(**batch).loss
-        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        extra = {"use_cache": False} if self.config.get("gradient_checkpointing") else {}
+        out = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra)
+        hidden = out.last_hidden_state
         targets = batch["labels"][:, 1:]
         scored = targets != IGNORE
         logits = head(hidden[:, :-1][scored]).float()
         return torch.nn.functional.cross_entropy(logits, targets[scored])
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
         """One optimizer step; returns this worker's loss, still on the device (no wait for the GPU)."""
         self.engine.train()
+        if self.accum > 1:
+            return self._accumulated_step([next(batches) for _ in range(self.accum)])
+        batch = next(batches)
         self.pending_tokens += int(batch["attention_mask"].sum())  # on the host: no sync
         loss = self.loss(self._to_device(batch))
         self.engine.backward(loss)
         self.engine.step()
         self.step += 1
         return loss.detach().float()
+
+    def _accumulated_step(self, micro: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Micro-batches of one optimizer step: each one's mean token loss weighted by its share of the
+        step's scored tokens, so that the step's loss and gradient are those of one batch of all of them
+        (a plain mean of micro-batch means would weigh a short answer's tokens more)."""
+        scored = [int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro]
+        total = max(1, sum(scored))
+        step_loss = torch.zeros((), device=self.engine.device)
+        for batch, n in zip(micro, scored, strict=True):
+            self.pending_tokens += int(batch["attention_mask"].sum())
+            loss = self.loss(self._to_device(batch)) * (n / total)
+            self.engine.backward(loss, scale_wrt_gas=False)  # weighted here, not divided by k again
+            self.engine.step()  # DeepSpeed steps the optimizer at the last micro-batch only
+            step_loss = step_loss + loss.detach().float()
+        self.step += 1
+        return step_loss
 
     def sync(self, losses: list[torch.Tensor]) -> list[float]:
         """The losses of the last steps averaged over workers, on the host (one wait, one all-reduce)."""
@@ -368,7 +409,7 @@ class _Run:
         marks, batches = self.report_steps(), self.batches()
         status, pending = "finished", []
         while self.step < self.total and status == "finished":
-            pending.append(self.train_step(next(batches)))
+            pending.append(self.train_step(batches))
             if len(pending) < self.sync_every and self.step not in marks and self.step < self.total:
                 continue
             status = self._check(self.sync(pending), self.step - len(pending) + 1)
@@ -396,7 +437,7 @@ class _Run:
 
     def save(self, output_dir: str) -> None:
         t0 = time.perf_counter()
-        state = self.engine._zero3_consolidated_16bit_state_dict() if self.recipe.zero_stage == 3 else None
+        state = self.engine._zero3_consolidated_16bit_state_dict() if self.stage == 3 else None
         if self.rank == 0:
             out = Path(output_dir)
             out.mkdir(parents=True, exist_ok=True)

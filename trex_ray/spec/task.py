@@ -159,6 +159,22 @@ class Resources(Strict):
     # torch.compile of each decoder layer: true, false, or auto: on GPUs, for trials of 300+ steps
     # (compiling costs tens of seconds once, then each step is faster: +37 % tokens/s at 1B on an H100).
     compile: bool | Literal["auto"] = "auto"
+    # Memory. The plan's train.batch_size stays the effective batch: each worker takes
+    # batch_size / (num_workers x gradient_accumulation_steps) rows per micro-batch, and the loss is per
+    # scored token of the whole batch, so k micro-batches train as one batch k times larger.
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
+    zero_stage: int | None = Field(default=None, ge=0, le=3)  # None: each plan's train.zero_stage
+    # ZeRO-Offload to CPU memory: the optimizer state (ZeRO stage >= 1), or it and the parameters (stage 3)
+    offload: Literal["none", "optimizer", "all"] = "none"
+
+    @model_validator(mode="after")
+    def _offload_needs_zero(self) -> Resources:
+        need = {"optimizer": 1, "all": 3}.get(self.offload)
+        if need is not None and (self.zero_stage is None or self.zero_stage < need):
+            raise ValueError(f"resources.offload: {self.offload} offload needs ZeRO stage {need} or more; "
+                             f"set resources.zero_stage={max(need, 2) if need == 1 else 3}")
+        return self
 
 
 SearchTool = Literal["notes", "catalog", "arxiv", "hf_hub"]
