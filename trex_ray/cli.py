@@ -335,15 +335,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from trex_ray.execute.export import ExportError
-    from trex_ray.report.export import export_node
+    from trex_ray.execute.export import ExportError, export_kind, export_model, resolve_source
+    from trex_ray.report.card import model_card
+    from trex_ray.report.export import ChoiceError, choose
     from trex_ray.runtime.paths import RunPaths
 
     task, _ = _load_tree(args.run_dir)
     try:
-        info = export_node(args.run_dir, args.node, Path(args.out), args.merge,
-                           RunPaths.for_run(task, args.run_dir).cache_dir)
-    except ExportError as exc:
+        choice = choose(args.run_dir, args.node)
+        cache_dir = RunPaths.for_run(task, args.run_dir).cache_dir
+        source = resolve_source(choice.checkpoint, choice.adapter, task.model, cache_dir)
+        kind = export_kind(source, args.merge)
+        base = source.base_ref if kind == "adapter" else task.model.id
+        card = model_card(choice.tree, task, choice.node, base, kind)
+        info = export_model(source, Path(args.out), args.merge, card, choice.meta)
+    except (ChoiceError, ExportError) as exc:
         raise UserError(str(exc)) from None
     scores = f"validation {_fmt(info['val_metric'])}, test {_fmt(info['test_metric'])}"
     print(f"exported {info['node_id']} ({info['kind']}; {info['metric']} {scores}) to {args.out}")

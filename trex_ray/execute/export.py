@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trex_ray.execute.models import CHECKPOINT_META, _with_merged_adapter
+from trex_ray.execute.models import (
+    CHECKPOINT_META,
+    _with_merged_adapter,
+    checkpoint_base,
+    materialize_base_model,
+)
+from trex_ray.spec import ModelSpec
 
 EXPORT_META = "trex_export.json"
 # Files of a checkpoint that are trex's own, not the model's.
@@ -45,6 +51,27 @@ class ExportSource:
     adapter: bool  # the checkpoint is a LoRA adapter
     base_dir: str  # the folder the adapter applies to (for full weights: unused)
     base_ref: str  # how the exported adapter names its base: a hub id or an absolute folder
+
+
+def resolve_source(checkpoint: str | None, adapter: bool, model: ModelSpec, cache_dir: Path) -> ExportSource:
+    """Where the weights come from: the checkpoint, and for an adapter the folder it applies to (the
+    base model, or the full fine-tune it was trained on) and how the export names it (a hub model by
+    its id, anything else by its absolute folder)."""
+    base_dir = materialize_base_model(model, cache_dir)
+    adapter_base = checkpoint_base(checkpoint, base_dir) if adapter and checkpoint else str(base_dir)
+    same = Path(adapter_base).resolve() == Path(base_dir).resolve()
+    base_ref = model.id if same and model.kind == "hub" else str(Path(adapter_base).resolve())
+    return ExportSource(checkpoint=checkpoint, adapter=adapter and checkpoint is not None,
+                        base_dir=adapter_base, base_ref=base_ref)
+
+
+def export_kind(source: ExportSource, merge: bool) -> str:
+    """``base``, ``full``, ``merged`` or ``adapter``: what ``export_model`` writes for ``source``."""
+    if source.checkpoint is None:
+        return "base"
+    if not source.adapter:
+        return "full"
+    return "merged" if merge else "adapter"
 
 
 def export_model(source: ExportSource, out: Path, merge: bool, card: str,
