@@ -132,6 +132,9 @@ def _execute(plan: Plan, ctx: RunContext, timings: dict[str, float]) -> dict[str
     trained = _train(plan, ctx, base, Path(data.path))
     timings["train_s"] = time.perf_counter() - t0
     timings.update({f"loop_{k}": v for k, v in (trained.get("timings") or {}).items()})
+    if trained.get("resumed_from_step") is not None:  # a worker died; the trial went on from a checkpoint
+        timings["resumed_from_step"] = trained["resumed_from_step"]
+        timings["steps_redone"] = trained["steps_redone"]
     outcome, failure, error = _outcome(trained)
     fields: dict[str, Any] = {"outcome": outcome, "failure": failure, "error": error}
     if outcome is Outcome.finished:
@@ -158,8 +161,9 @@ def run_plan(plan: Plan, ctx: RunContext) -> Result:
     steps, tokens = fields.pop("steps", 0), fields.pop("tokens", 0)
     cost = Cost(wall_seconds=wall, compute_seconds=wall * _resources(ctx), train_steps=steps,
                 train_tokens=tokens)
+    resumed = {k: timings.pop(k) for k in ("resumed_from_step", "steps_redone") if k in timings}
     rounded = {k: round(v, 3) for k, v in timings.items()}
-    prov = {**provenance(plan), "node_id": ctx.node_id, "timings": rounded}
+    prov = {**provenance(plan), "node_id": ctx.node_id, "timings": rounded, **resumed}
     result = Result(cost=cost, provenance=prov, **fields)
     if result.ok and ctx.tensorboard_dir:
         _quietly(tb_node_scored, ctx.tensorboard_dir, plan, ctx.task.metric.name.value, result)

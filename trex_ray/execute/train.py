@@ -7,11 +7,16 @@ and numbers only (plus an optional picklable progress callback)::
     {"base_dir", "train_path", "val_path", "output_dir", "mode", "recipe": TrainRecipe dict,
      "seed", "max_seq_len", "parent_checkpoint", "parent_adapter", "progress", "num_threads",
      "val_max_examples", "compile", "sync_every", "tensorboard_dir",
-     "accumulation", "gradient_checkpointing", "zero_stage", "offload"}
+     "accumulation", "gradient_checkpointing", "zero_stage", "offload", "checkpointer"}
 
 Memory (``resources.*`` of the task): ``accumulation`` micro-batches per optimizer step (the plan's
 batch size stays the effective batch), ``gradient_checkpointing``, ``zero_stage`` (None: the plan's),
 ``offload`` (``none`` / ``optimizer`` / ``all``: ZeRO-Offload to CPU memory).
+
+Long trials: with a ``checkpointer`` (``execute/context.py::TrialCheckpointer``, given by the Ray Train
+launcher) the loop saves its state every ``checkpointer.every`` steps (``execute/trial_state.py``) and,
+restarted after a worker died, resumes from the last one: the result then says
+``resumed_from_step`` and ``steps_redone``.
 
 On a GPU the step is kept on the device: the optimizer is fused AdamW, the loss reaches the host
 only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``"auto"``: on a GPU for
@@ -38,6 +43,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from trex_ray.execute import trial_state
 from trex_ray.execute.context import Decision
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
 from trex_ray.execute.tracking import tb_writer
@@ -255,7 +261,9 @@ class _Run:
         self.window: list[float] = []
         # TensorBoard curves, live, from rank 0 (execute/tracking.py)
         self.tb = tb_writer(config.get("tensorboard_dir")) if rank == 0 else None
-
+        self.checkpointer = config.get("checkpointer")  # periodic checkpoints (a TrialCheckpointer), or None
+        self.saved_step = 0
+        self.resumed: dict[str, int] | None = None
     def build(self) -> None:
         t0 = time.perf_counter()
         c = self.config
@@ -281,6 +289,30 @@ class _Run:
         memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none"}
         self.engine = _engine(self.model, self.recipe, self.micro, self.total, memory)
         self.timings["deepspeed_init_s"] = time.perf_counter() - t0
+        if self.checkpointer is not None:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Go on from the last periodic checkpoint, if this trial has one (its worker died)."""
+        folder = self.checkpointer.restore()
+        if folder is None:
+            return
+        furthest = self.checkpointer.last_beat()
+        state = trial_state.load(self.engine, folder)
+        self.step = self.saved_step = int(state["step"])
+        self.tokens = int(state["tokens"])
+        self.curve = [Progress.model_validate(p) for p in state["curve"]]
+        self.initial, self.ema = state.get("initial"), state.get("ema")
+        redone = max(0, furthest - self.step) if furthest is not None else None
+        self.resumed = {"resumed_from_step": self.step, "steps_redone": redone if redone is not None else -1}
+        logger.warning("resumed from the checkpoint of step %d (%s steps done since are redone)",
+                       self.step, "?" if redone is None else redone)
+
+    def _save_state(self) -> None:
+        counters = {"step": self.step, "tokens": self.tokens, "curve": [p.model_dump() for p in self.curve],
+                    "initial": self.initial, "ema": self.ema}
+        trial_state.save(self.engine, self.rank, counters, self.checkpointer)
+        self.saved_step = self.step
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
         from torch.utils.data import DataLoader, DistributedSampler
@@ -290,10 +322,16 @@ class _Run:
         pad = self.tokenizer.pad_token_id
         loader = DataLoader(self.train_rows, batch_size=self.micro, sampler=sampler,
                             collate_fn=lambda rows: collate(rows, pad))
-        epoch = 0
+        skip, epoch = self.step * self.accum, 0  # a resumed trial: the micro-batches trained already
+        per_epoch = len(loader)
+        epoch, skip = skip // per_epoch, skip % per_epoch
         while True:
             sampler.set_epoch(epoch)
-            yield from loader
+            for batch in loader:
+                if skip:
+                    skip -= 1
+                    continue
+                yield batch
             epoch += 1
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -416,12 +454,20 @@ class _Run:
             pending = []
             if self.tb is not None:
                 self.tb.add_scalar("train/lr", float(self.engine.get_lr()[0]), self.step)
+            if self.checkpointer is not None and self.rank == 0:
+                self.checkpointer.beat(self.step)
             if status == "finished" and self.step in marks and self.report() is Decision.STOP \
                     and self.step < self.total:
                 status = "stopped"
+            if self.checkpointer is not None and status == "finished":
+                self._checkpoint_now()  # after the report: a resumed trial has its curve up to here
         self.timings["train_s"] = time.perf_counter() - t0
         self.timings["train_cpu_s"] = time.process_time() - c0
         return status
+
+    def _checkpoint_now(self) -> None:
+        if self.step < self.total and self.step - self.saved_step >= self.checkpointer.every:
+            self._save_state()
 
     def _check(self, losses: list[float], first_step: int) -> str:
         """Take the synced losses of steps ``first_step``...; 'diverged' at the first bad one."""
@@ -463,7 +509,7 @@ class _Run:
             "final_train_loss": finals[-1] if finals else None,
             "checkpoint": checkpoint, "adapter": self.adapter,
             "stopped": status == "stopped", "diverged": status == "diverged",
-            "timings": self.timings,
+            "timings": self.timings, **(self.resumed or {}),
         }
 
 

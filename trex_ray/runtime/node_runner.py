@@ -142,6 +142,8 @@ def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
         storage_path=storage,
         name=f"{job.node_id}-a{job.attempt}",
         keep_files=False,
+        checkpoint_every=res.checkpoint_every_steps,
+        max_failures=res.max_worker_failures,
     )
 
 

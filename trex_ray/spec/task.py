@@ -167,6 +167,11 @@ class Resources(Strict):
     zero_stage: int | None = Field(default=None, ge=0, le=3)  # None: each plan's train.zero_stage
     # ZeRO-Offload to CPU memory: the optimizer state (ZeRO stage >= 1), or it and the parameters (stage 3)
     offload: Literal["none", "optimizer", "all"] = "none"
+    # Long trials: a checkpoint every N optimizer steps (Ray Train's), and restarts of a trial's workers
+    # when one dies (Ray Train's FailureConfig): the trial goes on from its last checkpoint. With
+    # restarts spent, the node is `lost` and the Researcher may retry it (budget.max_retries).
+    checkpoint_every_steps: int | None = Field(default=None, ge=1)
+    max_worker_failures: int = Field(default=0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _offload_needs_zero(self) -> Resources:
