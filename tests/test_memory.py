@@ -10,8 +10,9 @@ import pytest
 from factories import make_task
 
 from trex_ray.execute.context import RunContext
+from trex_ray.execute.engine import ds_config
 from trex_ray.execute.run_plan import run_plan
-from trex_ray.execute.train import InProcessLauncher, ds_config
+from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.registry import builtin_task
 from trex_ray.spec import DataOp, DataRecipe, Plan, Result, SpecError, TaskSpec, TrainRecipe
 

@@ -45,19 +45,19 @@ import torch.distributed as dist
 
 from trex_ray.execute import trial_state
 from trex_ray.execute.context import Decision
+from trex_ray.execute.encode import IGNORE, collate, encode_split
+from trex_ray.execute.engine import _engine, compile_layers, should_compile
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
 from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
 
 logger = logging.getLogger(__name__)
 
-IGNORE = -100
 Loop = Callable[[dict[str, Any]], dict[str, Any]]
 DIVERGENCE_FACTOR = 3.0
 EMA = 0.9
 SYNC_EVERY = 8  # steps between reads of the loss on the host (a read waits for the GPU)
 VAL_LOSS_ROWS = 64  # validation rows of the loss reports (the node's metric is scored on all of them)
-COMPILE_MIN_STEPS = 300  # compiling the layers pays for itself on a GPU from about here
 
 
 def ensure_torch_extensions_dir() -> str:
@@ -77,68 +77,6 @@ def ensure_torch_extensions_dir() -> str:
     if (Path(bin_dir) / "ninja").is_file() and path[:1] != [bin_dir]:
         os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in path if p != bin_dir)])
     return os.environ["TORCH_EXTENSIONS_DIR"]
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-def separator(prompt: str) -> str:
-    """What goes between a prompt and its answer: nothing after a chat template's assistant header
-    (it ends in a newline), else one space."""
-    return "" if prompt[-1:].isspace() else " "
-
-
-def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """A prompt's token ids; one rendered by a chat template carries its own special tokens."""
-    return list(tokenizer(prompt, add_special_tokens=not _has_specials(tokenizer, prompt))["input_ids"])
-
-
-def _has_specials(tokenizer: Any, text: str) -> bool:
-    return any(tok and tok in text for tok in (tokenizer.bos_token, "<|im_start|>", "<|start_header_id|>"))
-
-
-def target_ids(tokenizer: Any, prompt: str, target: str) -> list[int]:
-    """The ids of ``target`` as it follows ``prompt`` (the tokenization of the two together), no eos."""
-    p = prompt_ids(tokenizer, prompt)
-    full = prompt_ids(tokenizer, prompt + separator(prompt) + target)
-    if full[: len(p)] == p and len(full) > len(p):
-        return full[len(p):]
-    return list(tokenizer(separator(prompt) + target, add_special_tokens=False)["input_ids"])
-
-
-def encode(tokenizer: Any, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
-    """Token ids of prompt + target + eos, and labels that score only the target and eos (for a chat
-    template, the assistant's reply and its end-of-turn token); a long prompt loses its start."""
-    p = prompt_ids(tokenizer, prompt)
-    t = (target_ids(tokenizer, prompt, target) + [tokenizer.eos_token_id])[: max_len - 1]
-    p = p[-(max_len - len(t)):]
-    return p + t, [IGNORE] * len(p) + t
-
-
-def encode_split(path: str, tokenizer: Any, max_len: int, limit: int | None = None) -> list[dict[str, Any]]:
-    from datasets import load_from_disk
-
-    ds = load_from_disk(path)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    rows = []
-    for prompt, target in zip(ds["prompt"][:n], ds["target"][:n], strict=True):
-        ids, labels = encode(tokenizer, prompt, target, max_len)
-        rows.append({"input_ids": ids, "labels": labels})
-    return rows
-
-
-def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch: pad tokens are masked out of attention and of the loss."""
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.tensor(r["input_ids"])
-        labels[i, :n] = torch.tensor(r["labels"])
-        mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -162,80 +100,6 @@ def _init_distributed() -> tuple[int, int]:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()
-
-
-def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
-    """Linear warmup to the peak learning rate, then linear decay to zero at ``total`` steps."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def _optimizer(model: torch.nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
-    """AdamW without decay on biases and norms; fused on a GPU (one kernel for the whole update)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": recipe.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    fused = bool(params) and params[0].is_cuda
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.learning_rate,
-                             fused=fused, foreach=False if not fused else None)
-
-
-def should_compile(setting: bool | str, steps: int) -> bool:
-    """``True`` / ``False``, or ``"auto"``: on a GPU, for runs long enough to repay the compile time."""
-    if setting == "auto":
-        return torch.cuda.is_available() and steps >= COMPILE_MIN_STEPS
-    return setting is True
-
-
-def compile_layers(model: torch.nn.Module) -> int:
-    """Regional compilation: each decoder layer on its own (fast to compile, same graph reused)."""
-    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
-    for layer in layers:
-        layer.compile()
-    return len(layers)
-
-
-def ds_config(recipe: TrainRecipe, micro_batch: int, accumulation: int = 1, stage: int | None = None,
-              offload: str = "none") -> dict[str, Any]:
-    zero: dict[str, Any] = {"stage": recipe.zero_stage if stage is None else stage}
-    if offload in ("optimizer", "all"):
-        zero["offload_optimizer"] = {"device": "cpu"}
-    if offload == "all":
-        zero["offload_param"] = {"device": "cpu"}
-    return {
-        "train_micro_batch_size_per_gpu": micro_batch,
-        "gradient_accumulation_steps": accumulation,
-        "gradient_clipping": recipe.grad_clip,
-        "zero_optimization": zero,
-        "zero_allow_untested_optimizer": True,
-        "zero_force_ds_cpu_optimizer": False,  # offload keeps our AdamW (no DeepSpeedCPUAdam build)
-        "bf16": {"enabled": torch.cuda.is_available()},
-        "steps_per_print": 1 << 30,
-        "wall_clock_breakdown": False,
-    }
-
-
-def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int,
-            memory: dict[str, Any] | None = None) -> Any:
-    """``total``: optimizer steps; ``memory``: ``ds_config``'s accumulation, stage and offload."""
-    import deepspeed
-
-    if torch.cuda.is_available():  # the optimizer is made on the GPU, so that it can be fused
-        model.to(torch.device("cuda", torch.cuda.current_device()))
-    optimizer = _optimizer(model, recipe)
-    warmup = int(recipe.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
-    config = ds_config(recipe, micro, **(memory or {}))
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                           config=config)
-    return engine
 
 
 # --- the run ----------------------------------------------------------------------------------
