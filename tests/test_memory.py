@@ -88,3 +88,29 @@ def test_ds_config_carries_the_memory_settings() -> None:
 def test_bad_memory_settings_name_the_field_and_the_fix(overrides: list[str], message: str) -> None:
     with pytest.raises(SpecError, match=message.replace(".", r"\.")):
         make_task(overrides)
+
+
+def test_zero3_partitions_at_load_and_trains_the_same(plain: Result, cache: Path, tmp_path: Path) -> None:
+    """ZeRO-3 builds the model under deepspeed.zero.Init (partitioned as it loads); the losses are those
+    of ZeRO-1, and the evaluation after it (in this process) loads its model whole again."""
+    partitioned = _train(_task(zero_stage=3), cache, tmp_path / "z3")
+    _same_curve(plain, partitioned)
+    assert partitioned.metric == plain.metric
+
+
+def test_partitioned_load_builds_partitioned_parameters_and_then_stops(cache: Path) -> None:
+    from trex_ray.execute.engine import partitioned_load
+    from trex_ray.execute.models import _causal_lm, materialize_base_model
+    from trex_ray.execute.train import InProcessLauncher
+
+    base = materialize_base_model(BASE.model, cache)
+
+    def loop(config: dict) -> dict:  # type: ignore[type-arg]
+        with partitioned_load(ds_config(PLAN.train, 8, stage=3)):
+            inside = _causal_lm(base)
+        outside = _causal_lm(base)
+        first = next(inside.parameters())
+        return {"inside": hasattr(first, "ds_shape") and first.numel() == 0,
+                "outside": hasattr(next(outside.parameters()), "ds_shape")}
+
+    assert InProcessLauncher().launch(loop, {}) == {"inside": True, "outside": False}

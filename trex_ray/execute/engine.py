@@ -8,7 +8,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -32,9 +33,11 @@ def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
 def _optimizer(model: torch.nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
     """AdamW without decay on biases and norms; fused on a GPU (one kernel for the whole update)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    matrix = [len(getattr(p, "ds_shape", p.shape)) >= 2 for p in params]  # a ZeRO-3 partition is 1-D
+    decayed = [p for p, m in zip(params, matrix, strict=True) if m]
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": recipe.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": decayed, "weight_decay": recipe.weight_decay},
+        {"params": [p for p, m in zip(params, matrix, strict=True) if not m], "weight_decay": 0.0},
     ]
     fused = bool(params) and params[0].is_cuda
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.learning_rate,
@@ -76,12 +79,31 @@ def ds_config(recipe: TrainRecipe, micro_batch: int, accumulation: int = 1, stag
     }
 
 
+@contextlib.contextmanager
+def partitioned_load(config: dict[str, Any] | None) -> Iterator[None]:
+    """While open, transformers builds models under ``deepspeed.zero.Init`` (``HfDeepSpeedConfig``):
+    ZeRO-3 splits each parameter across the workers as it is loaded, so that no worker holds the whole
+    model. Closed at once after the load: the setting is global to transformers, and a model loaded
+    later in this process (an evaluation) must load whole. ``None``: an ordinary load."""
+    if config is None:
+        yield
+        return
+    from transformers.integrations import HfDeepSpeedConfig
+
+    keep = HfDeepSpeedConfig(config)  # transformers holds only a weak reference to it
+    try:
+        yield
+    finally:
+        del keep
+
+
 def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int,
-            memory: dict[str, Any] | None = None) -> Any:
-    """``total``: optimizer steps; ``memory``: ``ds_config``'s accumulation, stage and offload."""
+            memory: dict[str, Any] | None = None, placed: bool = False) -> Any:
+    """``total``: optimizer steps; ``memory``: ``ds_config``'s accumulation, stage and offload;
+    ``placed``: the model was built partitioned on its device (``partitioned_load``)."""
     import deepspeed
 
-    if torch.cuda.is_available():  # the optimizer is made on the GPU, so that it can be fused
+    if torch.cuda.is_available() and not placed:  # the optimizer is made on the GPU, so it can be fused
         model.to(torch.device("cuda", torch.cuda.current_device()))
     optimizer = _optimizer(model, recipe)
     warmup = int(recipe.warmup_ratio * total)

@@ -46,7 +46,7 @@ import torch.distributed as dist
 from trex_ray.execute import trial_state
 from trex_ray.execute.context import Decision
 from trex_ray.execute.encode import IGNORE, collate, encode_split
-from trex_ray.execute.engine import _engine, compile_layers, should_compile
+from trex_ray.execute.engine import _engine, compile_layers, ds_config, partitioned_load, should_compile
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
 from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
@@ -131,16 +131,21 @@ class _Run:
     def build(self) -> None:
         t0 = time.perf_counter()
         c = self.config
-        self.model, self.tokenizer = load_for_training(
-            c["base_dir"], self.mode, c.get("parent_checkpoint"), bool(c.get("parent_adapter")), self.recipe
-        )
+        self.micro = max(1, self.recipe.batch_size // (self.world * self.accum))
+        memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none"}
+        # ZeRO-3 partitions at load, unless the load merges a parent's adapter into whole weights
+        merges = bool(c.get("parent_adapter")) and self.mode is TrainMode.full
+        self.partitioned = self.stage == 3 and not merges
+        with partitioned_load(ds_config(self.recipe, self.micro, **memory) if self.partitioned else None):
+            self.model, self.tokenizer = load_for_training(
+                c["base_dir"], self.mode, c.get("parent_checkpoint"), bool(c.get("parent_adapter")),
+                self.recipe)
         max_len = int(c.get("max_seq_len", 128))
         self.train_rows = encode_split(c["train_path"], self.tokenizer, max_len)
         val_limit = int(c.get("val_max_examples", VAL_LOSS_ROWS))
         self.val_rows = encode_split(c["val_path"], self.tokenizer, max_len, val_limit)
         if not self.train_rows:
             raise ValueError("the training split is empty; check the data recipe")
-        self.micro = max(1, self.recipe.batch_size // (self.world * self.accum))
         per_epoch = math.ceil(len(self.train_rows) / (self.micro * self.world * self.accum))
         self.total = max(1, math.ceil(self.recipe.epochs * per_epoch))
         self.warmup = int(self.recipe.warmup_ratio * self.total)
@@ -150,8 +155,8 @@ class _Run:
         if should_compile(c.get("compile", "auto"), self.total):
             self.timings["compiled_layers"] = compile_layers(self.model)
         t0 = time.perf_counter()
-        memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none"}
-        self.engine = _engine(self.model, self.recipe, self.micro, self.total, memory)
+        self.engine = _engine(self.model, self.recipe, self.micro, self.total, memory,
+                              placed=self.partitioned)
         self.timings["deepspeed_init_s"] = time.perf_counter() - t0
         if self.checkpointer is not None:
             self._resume()
