@@ -77,6 +77,8 @@ def test_ds_config_carries_the_memory_settings() -> None:
     assert config["zero_optimization"] == {"stage": 3, "offload_optimizer": {"device": "cpu"},
                                            "offload_param": {"device": "cpu"}}
     assert ds_config(PLAN.train, 8)["zero_optimization"] == {"stage": 1}  # the plan's own, nothing offloaded
+    sized = ds_config(PLAN.train, 8, stage=3, hidden_size=64)["zero_optimization"]  # as HF's Trainer
+    assert sized["reduce_bucket_size"] == 4096 and sized["stage3_param_persistence_threshold"] == 640
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

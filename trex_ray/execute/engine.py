@@ -60,8 +60,14 @@ def compile_layers(model: torch.nn.Module) -> int:
 
 
 def ds_config(recipe: TrainRecipe, micro_batch: int, accumulation: int = 1, stage: int | None = None,
-              offload: str = "none") -> dict[str, Any]:
+              offload: str = "none", hidden_size: int | None = None) -> dict[str, Any]:
+    """``hidden_size``: under ZeRO-3, buckets sized by the model as transformers' Trainer sizes its
+    ``auto`` ones (DeepSpeed's defaults, 5e8 elements, are 2 GB of fp32 buffers whatever the model)."""
     zero: dict[str, Any] = {"stage": recipe.zero_stage if stage is None else stage}
+    if zero["stage"] == 3 and hidden_size:
+        zero.update({"reduce_bucket_size": hidden_size * hidden_size,
+                     "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
+                     "stage3_param_persistence_threshold": 10 * hidden_size})
     if offload in ("optimizer", "all"):
         zero["offload_optimizer"] = {"device": "cpu"}
     if offload == "all":

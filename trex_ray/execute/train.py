@@ -29,6 +29,7 @@ It returns ``{"steps", "tokens", "curve", "final_train_loss", "checkpoint", "ada
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -132,7 +133,8 @@ class _Run:
         t0 = time.perf_counter()
         c = self.config
         self.micro = max(1, self.recipe.batch_size // (self.world * self.accum))
-        memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none"}
+        memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none",
+                  "hidden_size": _hidden_size(c["base_dir"])}
         # ZeRO-3 partitions at load, unless the load merges a parent's adapter into whole weights
         merges = bool(c.get("parent_adapter")) and self.mode is TrainMode.full
         self.partitioned = self.stage == 3 and not merges
@@ -380,6 +382,14 @@ class _Run:
             "stopped": status == "stopped", "diverged": status == "diverged",
             "timings": self.timings, **(self.resumed or {}),
         }
+
+
+def _hidden_size(model_dir: str) -> int | None:
+    """The model's hidden size from its ``config.json`` (sizes ZeRO-3's buckets), or None."""
+    try:
+        return int(json.loads((Path(model_dir) / "config.json").read_text())["hidden_size"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _num_threads(config: dict[str, Any]) -> int:
