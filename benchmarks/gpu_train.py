@@ -5,7 +5,7 @@ micro-batch, same learning rate and gradient clipping. Variants:
 
 * ``raw``       — plain PyTorch in this process: fp32 master weights, bf16 autocast, fused AdamW;
 * ``ds_trex``   — the trex trial path: a Ray Train ``TorchTrainer`` worker (``RayTrainLauncher``) running
-  DeepSpeed built by ``trex_ray.execute.train._engine`` (trex's optimizer and ``ds_config``), ZeRO-2, bf16;
+  DeepSpeed built by ``trex_ray.execute.engine._engine`` (trex's optimizer and ``ds_config``), ZeRO-2, bf16;
 * ``ds_tuned``  — the same worker and ZeRO-2 bf16 engine with torch's fused AdamW and ZeRO's
   contiguous-gradient / overlap options (what trex's config could use);
 * ``ds_autocast`` — ZeRO-2 with DeepSpeed's ``torch_autocast`` (fp32 weights, bf16 autocast, fused AdamW):
@@ -173,7 +173,7 @@ def _profile(step: Any, batches: list[Any], device: str, path: Path) -> None:
 
 
 def _compile_layers(model: Any) -> None:
-    from trex_ray.execute.train import compile_layers  # what a trex trial does (resources.compile)
+    from trex_ray.execute.engine import compile_layers  # what a trex trial does (resources.compile)
 
     compile_layers(model)
 
@@ -266,7 +266,7 @@ def _ds_engine(model: Any, size: str, kind: str, steps: int) -> Any:
     DeepSpeed's torch_autocast in bf16, fused AdamW)."""
     import torch
 
-    from trex_ray.execute.train import _engine, ds_config
+    from trex_ray.execute.engine import _engine, ds_config
     from trex_ray.spec import TrainRecipe
 
     recipe = TrainRecipe(mode="full", learning_rate=LR, grad_clip=CLIP, zero_stage=2, warmup_ratio=0.0)

@@ -61,3 +61,33 @@ def test_trials_run_in_trex_runtime_env(ray_cluster: None, tmp_path: Path) -> No
 
     launcher = RayTrainLauncher(num_workers=1, cpus_per_worker=1, storage_path=tmp_path / "ray", name="env")
     assert launcher.launch(loop, {}) == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25", "NCCL_NVLS_ENABLE": "0"}
+
+
+def test_a_killed_worker_goes_on_from_its_last_checkpoint(ray_cluster: None, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints every 5 steps, one restart allowed; the worker dies at its report of step 19 (3/4 of
+    25): Ray Train restarts it, it resumes from step 15, and steps 1-15 are trained once only."""
+    from collections import Counter
+
+    from tb_events import read_events
+
+    from trex_ray.runtime.trial import TrialLauncher
+
+    monkeypatch.setenv("TREX_TEST_FAULTS", "n1=kill@1")
+    inner = RayTrainLauncher(num_workers=1, cpus_per_worker=1, storage_path=tmp_path / "ray", name="n1",
+                             checkpoint_every=5, max_failures=1, keep_files=False)
+    launcher = TrialLauncher(inner, node_id="n1", attempt=1)
+    plan = Plan(data=DataRecipe(ops=[DataOp(op="subsample", params={"n": 200})]),
+                train=TrainRecipe(mode="full", epochs=1, batch_size=8, learning_rate=1e-3))
+    ctx = RunContext(task=builtin_task("sentiment"), node_id="n1", work_dir=tmp_path / "n1",
+                     cache_dir=tmp_path / "cache", launcher=launcher, tensorboard_dir=tmp_path / "tb")
+    result = launcher.finalize(run_plan(plan, ctx))
+    assert result.outcome is Outcome.finished, result.error
+    assert result.cost.train_steps == 25 and result.metric is not None
+    assert result.provenance["resumed_from_step"] == 15 and result.provenance["steps_redone"] == 4
+    assert [p.step for p in result.curve] == [6, 12, 19, 25]  # the reports before the kill came back
+    trained = Counter(step for step, _ in read_events(tmp_path / "tb")[0]["train/loss"])
+    assert sorted(trained) == list(range(1, 26))
+    assert {s: trained[s] for s in range(1, 16)} == dict.fromkeys(range(1, 16), 1)  # before: not redone
+    assert {s: trained[s] for s in range(16, 20)} == dict.fromkeys(range(16, 20), 2)  # after it: redone
+    assert not list((tmp_path / "ray").iterdir())  # its Ray Train folder went once it succeeded

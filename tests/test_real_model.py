@@ -13,9 +13,10 @@ from trex_ray.cli import main
 from trex_ray.execute import embedded
 from trex_ray.execute.context import RunContext
 from trex_ray.execute.data import prepare
+from trex_ray.execute.encode import IGNORE, encode
 from trex_ray.execute.models import load_tokenizer
 from trex_ray.execute.run_plan import run_plan
-from trex_ray.execute.train import IGNORE, InProcessLauncher, encode
+from trex_ray.execute.train import InProcessLauncher
 from trex_ray.spec import DataRecipe, Plan, TrainRecipe, load_task
 
 REPO = Path(__file__).resolve().parents[1]

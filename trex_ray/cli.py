@@ -1,9 +1,10 @@
-"""The ``trex`` command: run, resume, status, report, tasks.
+"""The ``trex`` command: run, resume, status, report, export, serve, tasks.
 
     trex run sentiment --max-nodes 10
     trex run task.yaml --run-dir runs/mine budget.compute_seconds=600
     trex resume runs/mine
     trex report runs/mine --format json
+    trex export runs/mine --node best --out models/mine --merge
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="interface to bind (default 127.0.0.1: this machine only)")
     serve.set_defaults(func=cmd_serve)
 
+    export = sub.add_parser("export", help="a node of a run as a Hugging Face folder with a model card")
+    export.add_argument("run_dir")
+    export.add_argument("--node", default="best", help="a node id, or best (on validation; the default)")
+    export.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    export.add_argument("--merge", action="store_true",
+                        help="a LoRA node: merge the adapter into its base (else the adapter alone)")
+    export.set_defaults(func=cmd_export)
+
     _llm_cli().add_draft_command(sub)
     _bench_cli().add_bench_command(sub)
 
@@ -148,13 +157,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.planner:
         overrides.append(f"search.planner={args.planner}")
     overrides += _llm_cli().llm_overrides(args)
-    task = resolve_task(args.task, overrides)
+    task = _with_env_tracking(resolve_task(args.task, overrides))
     _check_planner(task)
     if args.run_dir and _has_run(args.run_dir):
         raise UserError(f"--run-dir {args.run_dir}: a run already lives there; "
                         f"use `trex resume {args.run_dir}`")
     task, run_dir = _preflight(task, args.run_dir)
     return _run(task, run_dir, args.address, not args.quiet)
+
+
+def _with_env_tracking(task: TaskSpec) -> TaskSpec:
+    """``MLFLOW_TRACKING_URI``, as MLflow's own clients honour it, when the task names no MLflow URI;
+    recorded in the run's task, so that its actors and a resume use the same one."""
+    from trex_ray.spec.task import TrackingSpec
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if task.tracking.mlflow is not None or not uri:
+        return task
+    tracking = TrackingSpec.model_validate({**task.tracking.model_dump(), "mlflow": uri})
+    return task.model_copy(update={"tracking": tracking})
 
 
 def _preflight(task: TaskSpec, run_dir: str | None) -> tuple[TaskSpec, str]:
@@ -247,6 +268,7 @@ def _has_run(run_dir: str) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from trex_ray.report import leaderboard, summary
+    from trex_ray.report.text import checkpoint_usage, usage_line
     from trex_ray.runtime.live import live_status
 
     live = live_status(args.run_dir, args.address)
@@ -260,6 +282,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         state = "in progress or interrupted (no live Researcher reached; read from the store)"
     print(f"run {info['run_id']} of {task.name}: {state}; nodes {info['counts']}")
+    print(usage_line(checkpoint_usage(tree)))
     print(leaderboard(tree, task))
     return 0
 
@@ -314,6 +337,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trex_ray.execute.export import ExportError, export_kind, export_model, resolve_source
+    from trex_ray.report.card import model_card
+    from trex_ray.report.export import ChoiceError, choose
+    from trex_ray.runtime.paths import RunPaths
+
+    task, _ = _load_tree(args.run_dir)
+    try:
+        choice = choose(args.run_dir, args.node)
+        cache_dir = RunPaths.for_run(task, args.run_dir).cache_dir
+        source = resolve_source(choice.checkpoint, choice.adapter, task.model, cache_dir)
+        kind = export_kind(source, args.merge)
+        base = source.base_ref if kind == "adapter" else task.model.id
+        card = model_card(choice.tree, task, choice.node, base, kind)
+        info = export_model(source, Path(args.out), args.merge, card, choice.meta)
+    except (ChoiceError, ExportError) as exc:
+        raise UserError(str(exc)) from None
+    scores = f"validation {_fmt(info['val_metric'])}, test {_fmt(info['test_metric'])}"
+    print(f"exported {info['node_id']} ({info['kind']}; {info['metric']} {scores}) to {args.out}")
     return 0
 
 

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 from trex_ray.spec import Decision, Progress, TaskSpec
 
-__all__ = ["Decision", "EvalFn", "ProgressFn", "RunContext", "TrainLauncher", "always_continue"]
+__all__ = ["Decision", "EvalFn", "ProgressFn", "RunContext", "TrainLauncher", "TrialCheckpointer",
+           "always_continue"]
 
 
 ProgressFn = Callable[[Progress], Decision]
@@ -34,6 +35,25 @@ class TrainLauncher(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class TrialCheckpointer(Protocol):
+    """Periodic checkpoints of a running trial, kept by its launcher (the runtime's: Ray Train's own
+    checkpoints), so that a trial whose worker died goes on from the last one. ``train_loop`` saves
+    every ``every`` optimizer steps and, on start, resumes from ``restore()``.
+
+    Example: ``runtime/train_launcher.py::RayCheckpointer``.
+    """
+
+    every: int  # optimizer steps between two checkpoints
+
+    def restore(self) -> str | None: ...  # a local folder with the latest state, or None: a fresh start
+
+    def save(self, folder: str, step: int) -> None: ...  # every worker, its own folder (a collective)
+
+    def beat(self, step: int) -> None: ...  # rank 0: the furthest step reached (to count steps redone)
+
+    def last_beat(self) -> int | None: ...
+
+
 @dataclass
 class RunContext:
     task: TaskSpec
@@ -45,4 +65,5 @@ class RunContext:
     parent_adapter: bool = False  # whether that checkpoint is a LoRA adapter
     on_progress: ProgressFn = always_continue
     evaluator: EvalFn | None = None  # the run's evaluation service (one vLLM engine per base model), if any
+    tensorboard_dir: Path | None = None  # this node's TensorBoard folder (execute/tracking.py); None: none
     extra: dict[str, Any] = field(default_factory=dict)

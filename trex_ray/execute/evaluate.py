@@ -145,9 +145,9 @@ def get_backend(name: str) -> EvalBackend:
 
 
 def label_choices(tokenizer: Any, prompt: str, labels: list[str]) -> dict[int, str] | None:
-    """Each label's first token after ``prompt`` (as training writes it: ``train.encode``), or None
+    """Each label's first token after ``prompt`` (as training writes it: ``encode.encode``), or None
     when two labels start with the same token (then the answer is generated, not chosen)."""
-    from trex_ray.execute.train import target_ids
+    from trex_ray.execute.encode import target_ids
 
     first: dict[int, str] = {}
     for label in labels:

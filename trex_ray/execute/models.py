@@ -286,10 +286,18 @@ def load_tokenizer(model_dir: str | Path, padding_side: str = "right") -> Any:
     return tokenizer
 
 
-def _causal_lm(model_dir: str | Path) -> Any:
+def training_dtype() -> torch.dtype:
+    """bf16 on a GPU that has it (DeepSpeed then trains in bf16: loading in it halves the host memory
+    the load takes), else fp32 (CPU training, and GPUs without bf16)."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _causal_lm(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> Any:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
 
 
 def _with_merged_adapter(base_dir: str | Path, adapter_dir: str | Path) -> Any:
@@ -337,6 +345,7 @@ def load_for_training(
     if mode is TrainMode.none:
         raise ValueError("load_for_training: mode none trains nothing; evaluate the model instead")
     base = training_base(base_dir, parent_checkpoint, parent_adapter)
+    dtype = training_dtype()
     has_tokenizer = parent_checkpoint and (Path(parent_checkpoint) / "tokenizer_config.json").is_file()
     tokenizer = load_tokenizer(parent_checkpoint if has_tokenizer else base)
     if parent_checkpoint and parent_adapter:
@@ -344,6 +353,7 @@ def load_for_training(
             return _with_merged_adapter(base, parent_checkpoint), tokenizer
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(_causal_lm(base), parent_checkpoint, is_trainable=True), tokenizer
-    model = _causal_lm(base)
+        model = PeftModel.from_pretrained(_causal_lm(base, dtype), parent_checkpoint, is_trainable=True)
+        return model, tokenizer
+    model = _causal_lm(base, dtype)
     return (_new_lora(model, recipe) if mode is TrainMode.lora else model), tokenizer

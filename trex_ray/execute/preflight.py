@@ -21,11 +21,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from trex_ray.execute.encode import prompt_ids, target_ids
 from trex_ray.execute.models import ModelError, load_tokenizer, materialize_base_model
 from trex_ray.execute.prompts import render_prompts
 from trex_ray.execute.sources import DataError
 from trex_ray.execute.splits import task_splits
-from trex_ray.execute.train import prompt_ids, target_ids
 from trex_ray.spec import TaskSpec
 
 logger = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from trex_ray.execute.context import RunContext
 from trex_ray.execute.eval_service import backend_for
 from trex_ray.execute.evaluate import evaluate
 from trex_ray.execute.models import materialize_base_model
+from trex_ray.execute.tracking import tb_node_scored, tb_node_tested
 from trex_ray.execute.train import train_loop
 from trex_ray.spec import Cost, FailureKind, Outcome, Plan, Progress, Result, TrainMode
 
@@ -82,6 +83,10 @@ def train_config(plan: Plan, ctx: RunContext, base: Path, data_path: Path) -> di
         "parent_adapter": parent_adapter, "progress": ctx.on_progress,
         "num_threads": max(1, int(ctx.task.resources.cpus_per_worker)),
         "compile": ctx.task.resources.compile,
+        "tensorboard_dir": str(ctx.tensorboard_dir) if ctx.tensorboard_dir else None,
+        "accumulation": ctx.task.resources.gradient_accumulation_steps,
+        "gradient_checkpointing": ctx.task.resources.gradient_checkpointing,
+        "zero_stage": ctx.task.resources.zero_stage, "offload": ctx.task.resources.offload,
     }
 
 
@@ -127,6 +132,9 @@ def _execute(plan: Plan, ctx: RunContext, timings: dict[str, float]) -> dict[str
     trained = _train(plan, ctx, base, Path(data.path))
     timings["train_s"] = time.perf_counter() - t0
     timings.update({f"loop_{k}": v for k, v in (trained.get("timings") or {}).items()})
+    if trained.get("resumed_from_step") is not None:  # a worker died; the trial went on from a checkpoint
+        timings["resumed_from_step"] = trained["resumed_from_step"]
+        timings["steps_redone"] = trained["steps_redone"]
     outcome, failure, error = _outcome(trained)
     fields: dict[str, Any] = {"outcome": outcome, "failure": failure, "error": error}
     if outcome is Outcome.finished:
@@ -153,9 +161,21 @@ def run_plan(plan: Plan, ctx: RunContext) -> Result:
     steps, tokens = fields.pop("steps", 0), fields.pop("tokens", 0)
     cost = Cost(wall_seconds=wall, compute_seconds=wall * _resources(ctx), train_steps=steps,
                 train_tokens=tokens)
+    resumed = {k: timings.pop(k) for k in ("resumed_from_step", "steps_redone") if k in timings}
     rounded = {k: round(v, 3) for k, v in timings.items()}
-    prov = {**provenance(plan), "node_id": ctx.node_id, "timings": rounded}
-    return Result(cost=cost, provenance=prov, **fields)
+    prov = {**provenance(plan), "node_id": ctx.node_id, "timings": rounded, **resumed}
+    result = Result(cost=cost, provenance=prov, **fields)
+    if result.ok and ctx.tensorboard_dir:
+        _quietly(tb_node_scored, ctx.tensorboard_dir, plan, ctx.task.metric.name.value, result)
+    return result
+
+
+def _quietly(fn: Any, *args: Any) -> None:
+    """Tracking never fails a node: an error is one warning."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("tracking: %s", one_line(exc))
 
 
 def score_test(plan: Plan, ctx: RunContext, checkpoint: str | None, adapter: bool) -> dict[str, Any]:
@@ -167,6 +187,9 @@ def score_test(plan: Plan, ctx: RunContext, checkpoint: str | None, adapter: boo
     base = materialize_base_model(ctx.task.model, Path(ctx.cache_dir))
     data = prepare(plan.data, ctx.task, Path(ctx.cache_dir), plan.seed, base_dir=base)
     scored = _evaluate(plan, ctx, base, data, {"checkpoint": checkpoint, "adapter": adapter}, split="test")
+    if ctx.tensorboard_dir:
+        _quietly(tb_node_tested, ctx.tensorboard_dir, ctx.task.metric.name.value,
+                 {"test_metric": scored["metric"]})
     return {"test_metric": scored["metric"], "test_metrics": scored["metrics"], "samples": scored["samples"],
             "eval_backend": scored["eval_backend"], "rows": len(data.eval),
             "seconds": round(time.perf_counter() - t0, 3)}

@@ -6,7 +6,17 @@ and numbers only (plus an optional picklable progress callback)::
 
     {"base_dir", "train_path", "val_path", "output_dir", "mode", "recipe": TrainRecipe dict,
      "seed", "max_seq_len", "parent_checkpoint", "parent_adapter", "progress", "num_threads",
-     "val_max_examples", "compile", "sync_every"}
+     "val_max_examples", "compile", "sync_every", "tensorboard_dir",
+     "accumulation", "gradient_checkpointing", "zero_stage", "offload", "checkpointer"}
+
+Memory (``resources.*`` of the task): ``accumulation`` micro-batches per optimizer step (the plan's
+batch size stays the effective batch), ``gradient_checkpointing``, ``zero_stage`` (None: the plan's),
+``offload`` (``none`` / ``optimizer`` / ``all``: ZeRO-Offload to CPU memory).
+
+Long trials: with a ``checkpointer`` (``execute/context.py::TrialCheckpointer``, given by the Ray Train
+launcher) the loop saves its state every ``checkpointer.every`` steps (``execute/trial_state.py``) and,
+restarted after a worker died, resumes from the last one: the result then says
+``resumed_from_step`` and ``steps_redone``.
 
 On a GPU the step is kept on the device: the optimizer is fused AdamW, the loss reaches the host
 only every ``SYNC_EVERY`` steps (and at each report), and with ``compile`` (``"auto"``: on a GPU for
@@ -19,6 +29,7 @@ It returns ``{"steps", "tokens", "curve", "final_train_loss", "checkpoint", "ada
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -33,19 +44,21 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from trex_ray.execute import trial_state
 from trex_ray.execute.context import Decision
+from trex_ray.execute.encode import IGNORE, collate, encode_split
+from trex_ray.execute.engine import _engine, compile_layers, ds_config, partitioned_load, should_compile
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
+from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
 
 logger = logging.getLogger(__name__)
 
-IGNORE = -100
 Loop = Callable[[dict[str, Any]], dict[str, Any]]
 DIVERGENCE_FACTOR = 3.0
 EMA = 0.9
 SYNC_EVERY = 8  # steps between reads of the loss on the host (a read waits for the GPU)
 VAL_LOSS_ROWS = 64  # validation rows of the loss reports (the node's metric is scored on all of them)
-COMPILE_MIN_STEPS = 300  # compiling the layers pays for itself on a GPU from about here
 
 
 def ensure_torch_extensions_dir() -> str:
@@ -65,68 +78,6 @@ def ensure_torch_extensions_dir() -> str:
     if (Path(bin_dir) / "ninja").is_file() and path[:1] != [bin_dir]:
         os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in path if p != bin_dir)])
     return os.environ["TORCH_EXTENSIONS_DIR"]
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-def separator(prompt: str) -> str:
-    """What goes between a prompt and its answer: nothing after a chat template's assistant header
-    (it ends in a newline), else one space."""
-    return "" if prompt[-1:].isspace() else " "
-
-
-def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """A prompt's token ids; one rendered by a chat template carries its own special tokens."""
-    return list(tokenizer(prompt, add_special_tokens=not _has_specials(tokenizer, prompt))["input_ids"])
-
-
-def _has_specials(tokenizer: Any, text: str) -> bool:
-    return any(tok and tok in text for tok in (tokenizer.bos_token, "<|im_start|>", "<|start_header_id|>"))
-
-
-def target_ids(tokenizer: Any, prompt: str, target: str) -> list[int]:
-    """The ids of ``target`` as it follows ``prompt`` (the tokenization of the two together), no eos."""
-    p = prompt_ids(tokenizer, prompt)
-    full = prompt_ids(tokenizer, prompt + separator(prompt) + target)
-    if full[: len(p)] == p and len(full) > len(p):
-        return full[len(p):]
-    return list(tokenizer(separator(prompt) + target, add_special_tokens=False)["input_ids"])
-
-
-def encode(tokenizer: Any, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
-    """Token ids of prompt + target + eos, and labels that score only the target and eos (for a chat
-    template, the assistant's reply and its end-of-turn token); a long prompt loses its start."""
-    p = prompt_ids(tokenizer, prompt)
-    t = (target_ids(tokenizer, prompt, target) + [tokenizer.eos_token_id])[: max_len - 1]
-    p = p[-(max_len - len(t)):]
-    return p + t, [IGNORE] * len(p) + t
-
-
-def encode_split(path: str, tokenizer: Any, max_len: int, limit: int | None = None) -> list[dict[str, Any]]:
-    from datasets import load_from_disk
-
-    ds = load_from_disk(path)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    rows = []
-    for prompt, target in zip(ds["prompt"][:n], ds["target"][:n], strict=True):
-        ids, labels = encode(tokenizer, prompt, target, max_len)
-        rows.append({"input_ids": ids, "labels": labels})
-    return rows
-
-
-def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch: pad tokens are masked out of attention and of the loss."""
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.tensor(r["input_ids"])
-        labels[i, :n] = torch.tensor(r["labels"])
-        mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -152,71 +103,6 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
-    """Linear warmup to the peak learning rate, then linear decay to zero at ``total`` steps."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def _optimizer(model: torch.nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
-    """AdamW without decay on biases and norms; fused on a GPU (one kernel for the whole update)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": recipe.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    fused = bool(params) and params[0].is_cuda
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.learning_rate,
-                             fused=fused, foreach=False if not fused else None)
-
-
-def should_compile(setting: bool | str, steps: int) -> bool:
-    """``True`` / ``False``, or ``"auto"``: on a GPU, for runs long enough to repay the compile time."""
-    if setting == "auto":
-        return torch.cuda.is_available() and steps >= COMPILE_MIN_STEPS
-    return setting is True
-
-
-def compile_layers(model: torch.nn.Module) -> int:
-    """Regional compilation: each decoder layer on its own (fast to compile, same graph reused)."""
-    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
-    for layer in layers:
-        layer.compile()
-    return len(layers)
-
-
-def ds_config(recipe: TrainRecipe, micro_batch: int) -> dict[str, Any]:
-    return {
-        "train_micro_batch_size_per_gpu": micro_batch,
-        "gradient_accumulation_steps": 1,
-        "gradient_clipping": recipe.grad_clip,
-        "zero_optimization": {"stage": recipe.zero_stage},
-        "zero_allow_untested_optimizer": True,
-        "bf16": {"enabled": torch.cuda.is_available()},
-        "steps_per_print": 1 << 30,
-        "wall_clock_breakdown": False,
-    }
-
-
-def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int) -> Any:
-    import deepspeed
-
-    if torch.cuda.is_available():  # the optimizer is made on the GPU, so that it can be fused
-        model.to(torch.device("cuda", torch.cuda.current_device()))
-    optimizer = _optimizer(model, recipe)
-    warmup = int(recipe.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config(recipe, micro)
-    )
-    return engine
-
-
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -232,32 +118,72 @@ class _Run:
         self.curve: list[Progress] = []
         self.step = self.tokens = self.pending_tokens = 0
         self.sync_every = int(config.get("sync_every") or (SYNC_EVERY if torch.cuda.is_available() else 1))
+        self.accum = int(config.get("accumulation") or 1)
+        stage = config.get("zero_stage")
+        self.stage = self.recipe.zero_stage if stage is None else int(stage)
         self.ema: float | None = None
         self.initial: float | None = None
         self.window: list[float] = []
-
+        # TensorBoard curves, live, from rank 0 (execute/tracking.py)
+        self.tb = tb_writer(config.get("tensorboard_dir")) if rank == 0 else None
+        self.checkpointer = config.get("checkpointer")  # periodic checkpoints (a TrialCheckpointer), or None
+        self.saved_step = 0
+        self.resumed: dict[str, int] | None = None
     def build(self) -> None:
         t0 = time.perf_counter()
         c = self.config
-        self.model, self.tokenizer = load_for_training(
-            c["base_dir"], self.mode, c.get("parent_checkpoint"), bool(c.get("parent_adapter")), self.recipe
-        )
+        self.micro = max(1, self.recipe.batch_size // (self.world * self.accum))
+        memory = {"accumulation": self.accum, "stage": self.stage, "offload": c.get("offload") or "none",
+                  "hidden_size": _hidden_size(c["base_dir"])}
+        # ZeRO-3 partitions at load, unless the load merges a parent's adapter into whole weights
+        merges = bool(c.get("parent_adapter")) and self.mode is TrainMode.full
+        self.partitioned = self.stage == 3 and not merges
+        with partitioned_load(ds_config(self.recipe, self.micro, **memory) if self.partitioned else None):
+            self.model, self.tokenizer = load_for_training(
+                c["base_dir"], self.mode, c.get("parent_checkpoint"), bool(c.get("parent_adapter")),
+                self.recipe)
         max_len = int(c.get("max_seq_len", 128))
         self.train_rows = encode_split(c["train_path"], self.tokenizer, max_len)
         val_limit = int(c.get("val_max_examples", VAL_LOSS_ROWS))
         self.val_rows = encode_split(c["val_path"], self.tokenizer, max_len, val_limit)
         if not self.train_rows:
             raise ValueError("the training split is empty; check the data recipe")
-        self.micro = max(1, self.recipe.batch_size // self.world)
-        per_epoch = math.ceil(len(self.train_rows) / (self.micro * self.world))
+        per_epoch = math.ceil(len(self.train_rows) / (self.micro * self.world * self.accum))
         self.total = max(1, math.ceil(self.recipe.epochs * per_epoch))
         self.warmup = int(self.recipe.warmup_ratio * self.total)
         self.timings["load_s"] = time.perf_counter() - t0
+        if c.get("gradient_checkpointing"):
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if should_compile(c.get("compile", "auto"), self.total):
             self.timings["compiled_layers"] = compile_layers(self.model)
         t0 = time.perf_counter()
-        self.engine = _engine(self.model, self.recipe, self.micro, self.total)
+        self.engine = _engine(self.model, self.recipe, self.micro, self.total, memory,
+                              placed=self.partitioned)
         self.timings["deepspeed_init_s"] = time.perf_counter() - t0
+        if self.checkpointer is not None:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Go on from the last periodic checkpoint, if this trial has one (its worker died)."""
+        folder = self.checkpointer.restore()
+        if folder is None:
+            return
+        furthest = self.checkpointer.last_beat()
+        state = trial_state.load(self.engine, folder)
+        self.step = self.saved_step = int(state["step"])
+        self.tokens = int(state["tokens"])
+        self.curve = [Progress.model_validate(p) for p in state["curve"]]
+        self.initial, self.ema = state.get("initial"), state.get("ema")
+        redone = max(0, furthest - self.step) if furthest is not None else None
+        self.resumed = {"resumed_from_step": self.step, "steps_redone": redone if redone is not None else -1}
+        logger.warning("resumed from the checkpoint of step %d (%s steps done since are redone)",
+                       self.step, "?" if redone is None else redone)
+
+    def _save_state(self) -> None:
+        counters = {"step": self.step, "tokens": self.tokens, "curve": [p.model_dump() for p in self.curve],
+                    "initial": self.initial, "ema": self.ema}
+        trial_state.save(self.engine, self.rank, counters, self.checkpointer)
+        self.saved_step = self.step
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
         from torch.utils.data import DataLoader, DistributedSampler
@@ -267,10 +193,16 @@ class _Run:
         pad = self.tokenizer.pad_token_id
         loader = DataLoader(self.train_rows, batch_size=self.micro, sampler=sampler,
                             collate_fn=lambda rows: collate(rows, pad))
-        epoch = 0
+        skip, epoch = self.step * self.accum, 0  # a resumed trial: the micro-batches trained already
+        per_epoch = len(loader)
+        epoch, skip = skip // per_epoch, skip % per_epoch
         while True:
             sampler.set_epoch(epoch)
-            yield from loader
+            for batch in loader:
+                if skip:
+                    skip -= 1
+                    continue
+                yield batch
             epoch += 1
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -285,21 +217,42 @@ class _Run:
         body, head = lm.get_decoder(), lm.get_output_embeddings()
         if body is None or head is None:
             return self.engine(**batch).loss
-        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        extra = {"use_cache": False} if self.config.get("gradient_checkpointing") else {}
+        out = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra)
+        hidden = out.last_hidden_state
         targets = batch["labels"][:, 1:]
         scored = targets != IGNORE
         logits = head(hidden[:, :-1][scored]).float()
         return torch.nn.functional.cross_entropy(logits, targets[scored])
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
         """One optimizer step; returns this worker's loss, still on the device (no wait for the GPU)."""
         self.engine.train()
+        if self.accum > 1:
+            return self._accumulated_step([next(batches) for _ in range(self.accum)])
+        batch = next(batches)
         self.pending_tokens += int(batch["attention_mask"].sum())  # on the host: no sync
         loss = self.loss(self._to_device(batch))
         self.engine.backward(loss)
         self.engine.step()
         self.step += 1
         return loss.detach().float()
+
+    def _accumulated_step(self, micro: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Micro-batches of one optimizer step: each one's mean token loss weighted by its share of the
+        step's scored tokens, so that the step's loss and gradient are those of one batch of all of them
+        (a plain mean of micro-batch means would weigh a short answer's tokens more)."""
+        scored = [int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro]
+        total = max(1, sum(scored))
+        step_loss = torch.zeros((), device=self.engine.device)
+        for batch, n in zip(micro, scored, strict=True):
+            self.pending_tokens += int(batch["attention_mask"].sum())
+            loss = self.loss(self._to_device(batch)) * (n / total)
+            self.engine.backward(loss, scale_wrt_gas=False)  # weighted here, not divided by k again
+            self.engine.step()  # DeepSpeed steps the optimizer at the last micro-batch only
+            step_loss = step_loss + loss.detach().float()
+        self.step += 1
+        return step_loss
 
     def sync(self, losses: list[torch.Tensor]) -> list[float]:
         """The losses of the last steps averaged over workers, on the host (one wait, one all-reduce)."""
@@ -341,6 +294,9 @@ class _Run:
         point = Progress(fraction=min(1.0, self.step / self.total), step=self.step,
                          train_loss=train_loss, val_loss=self.val_loss())
         self.curve.append(point)
+        if self.tb is not None and point.val_loss is not None:
+            self.tb.add_scalar("val/loss", point.val_loss, self.step)
+            self.tb.flush()
         logger.info("step %d/%d train %.4f val %s", self.step, self.total, train_loss, point.val_loss)
         stop = 0
         if self.rank == 0 and self.progress is not None and self.step < self.total:
@@ -362,22 +318,34 @@ class _Run:
         marks, batches = self.report_steps(), self.batches()
         status, pending = "finished", []
         while self.step < self.total and status == "finished":
-            pending.append(self.train_step(next(batches)))
+            pending.append(self.train_step(batches))
             if len(pending) < self.sync_every and self.step not in marks and self.step < self.total:
                 continue
             status = self._check(self.sync(pending), self.step - len(pending) + 1)
             pending = []
+            if self.tb is not None:
+                self.tb.add_scalar("train/lr", float(self.engine.get_lr()[0]), self.step)
+            if self.checkpointer is not None and self.rank == 0:
+                self.checkpointer.beat(self.step)
             if status == "finished" and self.step in marks and self.report() is Decision.STOP \
                     and self.step < self.total:
                 status = "stopped"
+            if self.checkpointer is not None and status == "finished":
+                self._checkpoint_now()  # after the report: a resumed trial has its curve up to here
         self.timings["train_s"] = time.perf_counter() - t0
         self.timings["train_cpu_s"] = time.process_time() - c0
         return status
+
+    def _checkpoint_now(self) -> None:
+        if self.step < self.total and self.step - self.saved_step >= self.checkpointer.every:
+            self._save_state()
 
     def _check(self, losses: list[float], first_step: int) -> str:
         """Take the synced losses of steps ``first_step``...; 'diverged' at the first bad one."""
         for step, loss in enumerate(losses, start=first_step):
             self.window.append(loss)
+            if self.tb is not None and math.isfinite(loss):
+                self.tb.add_scalar("train/loss", loss, step)
             if self.diverged(loss, step):
                 self.curve.append(Progress(fraction=step / self.total, step=step,
                                            train_loss=loss if math.isfinite(loss) else 1e30))
@@ -386,7 +354,7 @@ class _Run:
 
     def save(self, output_dir: str) -> None:
         t0 = time.perf_counter()
-        state = self.engine._zero3_consolidated_16bit_state_dict() if self.recipe.zero_stage == 3 else None
+        state = self.engine._zero3_consolidated_16bit_state_dict() if self.stage == 3 else None
         if self.rank == 0:
             out = Path(output_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -412,8 +380,16 @@ class _Run:
             "final_train_loss": finals[-1] if finals else None,
             "checkpoint": checkpoint, "adapter": self.adapter,
             "stopped": status == "stopped", "diverged": status == "diverged",
-            "timings": self.timings,
+            "timings": self.timings, **(self.resumed or {}),
         }
+
+
+def _hidden_size(model_dir: str) -> int | None:
+    """The model's hidden size from its ``config.json`` (sizes ZeRO-3's buckets), or None."""
+    try:
+        return int(json.loads((Path(model_dir) / "config.json").read_text())["hidden_size"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _num_threads(config: dict[str, Any]) -> int:
@@ -426,13 +402,17 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     _seed_all(int(config["seed"]))
     rank, world = _init_distributed()
     run = _Run(config, rank, world)
-    run.build()
-    status = run.run()
-    checkpoint = None
-    if status == "finished":
-        run.save(config["output_dir"])
-        checkpoint = str(config["output_dir"])
-    return run.result(status, checkpoint)
+    try:
+        run.build()
+        status = run.run()
+        checkpoint = None
+        if status == "finished":
+            run.save(config["output_dir"])
+            checkpoint = str(config["output_dir"])
+        return run.result(status, checkpoint)
+    finally:
+        if run.tb is not None:
+            run.tb.close()
 
 
 # --- launching here ---------------------------------------------------------------------------

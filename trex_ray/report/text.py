@@ -95,6 +95,25 @@ def summary(tree: SearchTree, task: TaskSpec, **extra: Any) -> dict[str, Any]:
     }
 
 
+def checkpoint_usage(tree: SearchTree) -> dict[str, Any]:
+    """Checkpoints on disk (or in the bucket) now, and those ``search.keep_checkpoints`` deleted."""
+    from trex_ray.store.files import dir_size
+
+    kept = [n for n in tree if n.result is not None and n.result.checkpoint and not n.checkpoint_deleted
+            and n.plan.train.mode is not TrainMode.none]  # a node that trained nothing names its parent's
+    deleted = [n for n in tree if n.checkpoint_deleted]
+    return {"kept": [n.id for n in kept], "bytes": sum(dir_size(str(n.result.checkpoint)) for n in kept
+                                                       if n.result is not None),
+            "deleted": [n.id for n in deleted]}
+
+
+def usage_line(usage: dict[str, Any]) -> str:
+    line = f"checkpoints: {len(usage['kept'])} kept, {usage['bytes'] / 2**20:.1f} MiB"
+    if usage["deleted"]:
+        line += f"; {len(usage['deleted'])} deleted by search.keep_checkpoints"
+    return line
+
+
 def eval_backends(tree: SearchTree) -> dict[str, int]:
     """How many nodes each evaluation backend scored (``vllm``, ``hf``, ``openai``)."""
     counts: dict[str, int] = {}

@@ -24,8 +24,10 @@ from typing import Any
 from trex_ray.research.budget import BudgetTracker
 from trex_ray.research.insights import distill
 from trex_ray.research.planner import Planner, get_planner
+from trex_ray.research.retention import deletable
 from trex_ray.spec import Budget, Decision, Plan, Progress, Result, TaskSpec, TrainMode, TrainRecipe
 from trex_ray.store import Store
+from trex_ray.store.files import dir_size, exists, remove_dir
 from trex_ray.tree import ROOT_ID, Event, EventKind, Node, NodeStatus, SearchTree, TreePolicy, UCTPolicy
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class Researcher:
         else:
             self._record_budget()
             self._requeue_interrupted()
+            self._sweep_deleted()
         if self.tree.root is None:  # a new run, or a crash right after run_started
             root = Plan(train=TrainRecipe(mode=TrainMode.none), seed=task.search.seed,
                         rationale="the base model as it is")
@@ -111,6 +114,24 @@ class Researcher:
         for node in self.tree.with_status(NodeStatus.running):
             log.info("resume: %s was running when the run stopped; it runs again", node.id)
             self._emit(EventKind.node_requeued, node.id, reason="interrupted")
+
+    # --- checkpoint retention (search.keep_checkpoints; research/retention.py) ------------------
+    def _retain(self) -> None:
+        """Delete the checkpoints retention lets go: journaled first, so that no warm start is planned
+        on one that is going, then removed."""
+        search = self.task.search
+        for node in deletable(self.tree, search.keep_checkpoints, search.test_top_k):
+            location = str(node.result.checkpoint)  # type: ignore[union-attr]
+            self._emit(EventKind.checkpoint_deleted, node.id, location=location, bytes=dir_size(location))
+            remove_dir(location)
+            log.info("%s: checkpoint deleted (keep_checkpoints=%d)", node.id, search.keep_checkpoints)
+
+    def _sweep_deleted(self) -> None:
+        """On resume: remove what a crash between the journal and the delete left behind."""
+        for node in self.tree:
+            location = node.result.checkpoint if node.result else None
+            if node.checkpoint_deleted and location and exists(location):
+                remove_dir(location)
 
     # --- what runs next -----------------------------------------------------------------
     def next_nodes(self, slots: int) -> list[Node]:
@@ -171,6 +192,9 @@ class Researcher:
             if plan.hash in seen or self.tree.has_plan(plan, parent.id):
                 log.info("planner %s repeated plan %s for %s; dropped", self.planner.name, plan.hash,
                          parent.id)
+                continue
+            if plan.train.warm_start and parent.checkpoint_deleted:
+                log.info("%s: its checkpoint was deleted (keep_checkpoints); warm start dropped", parent.id)
                 continue
             seen.add(plan.hash)
             fresh.append(plan)
@@ -249,6 +273,7 @@ class Researcher:
             self._emit(EventKind.insight, node_id, text=text, facts=facts)
         with self._lock:
             self._forget_no_ideas(node)
+            self._retain()
 
     @contextmanager
     def reading(self) -> Iterator[SearchTree]:
@@ -301,7 +326,7 @@ class Researcher:
         with self._lock:
             root = self.tree.root
             best = [n for n in self.tree.ranked() if n.parent is not None and n.result is not None
-                    and n.result.checkpoint][: self.task.search.test_top_k]
+                    and n.result.checkpoint and not n.checkpoint_deleted][: self.task.search.test_top_k]
             wanted = ([root] if root is not None and root.ok else []) + best
             return [n for n in wanted if n.test is None]
 
@@ -319,6 +344,7 @@ class Researcher:
     def finish(self, reason: str) -> None:
         with self._lock:
             if self.tree.finished_reason is None:
+                self._retain()
                 self._emit(EventKind.run_finished, None, reason=reason)
             self.store.snapshot(self.tree)
 

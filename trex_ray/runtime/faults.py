@@ -8,7 +8,10 @@
 * ``nan``   — the loop trains a copy of the base model whose weights are NaN, so its loss is NaN
   and the loop's own divergence check stops it (→ ``FailureKind.diverged``);
 * ``hang``  — the loop sleeps past any timeout (→ ``FailureKind.timeout`` once the Researcher
-  kills it).
+  kills it);
+* ``kill``  — rank 0's process kills itself (SIGKILL) at its report at 3/4 of training, unless it is
+  a worker group Ray Train restarted from a checkpoint (→ the trial goes on from its last checkpoint
+  with ``resources.max_worker_failures``, else ``FailureKind.lost``).
 
 ``@1`` limits a fault to the first attempt (``@1-2``: attempts 1 and 2), so that a retry can
 succeed; without it every attempt of that node fails. The faults happen inside the Ray Train
@@ -21,15 +24,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 ENV = "TREX_TEST_FAULTS"
-KINDS = ("raise", "nan", "hang")
+KINDS = ("raise", "nan", "hang", "kill")
+KILL_AT = 0.75  # fraction of training at whose report ``kill`` strikes
 
 
 def parse(text: str) -> dict[str, tuple[str, range | None]]:
@@ -39,7 +45,7 @@ def parse(text: str) -> dict[str, tuple[str, range | None]]:
         node, _, spec = item.partition("=")
         kind, _, attempts = spec.partition("@")
         if kind not in KINDS or not node:
-            raise ValueError(f"{ENV}: bad item {item!r}; write node=raise|nan|hang[@attempts], "
+            raise ValueError(f"{ENV}: bad item {item!r}; write node=raise|nan|hang|kill[@attempts], "
                              "e.g. n2=hang@1")
         window = None
         if attempts:
@@ -70,7 +76,28 @@ def inject(kind: str, node_id: str, config: dict[str, Any]) -> dict[str, Any]:
             time.sleep(60)
     if kind == "nan":
         return {**config, "base_dir": str(nan_copy(config["base_dir"]))}
+    if kind == "kill":
+        import ray.train
+
+        if ray.train.get_checkpoint() is not None:  # restarted from a checkpoint: let it live
+            return config
+        return {**config, "progress": _KillAt(config.get("progress"))}
     raise ValueError(f"unknown fault {kind!r}")
+
+
+@dataclass
+class _KillAt:
+    """A progress callback that kills this process at the report at ``KILL_AT`` of training."""
+
+    inner: Any
+
+    def __call__(self, progress: Any) -> Any:
+        if progress.fraction >= KILL_AT:
+            log.warning("injected fault: killing training worker %d at step %d", os.getpid(), progress.step)
+            os.kill(os.getpid(), signal.SIGKILL)
+        from trex_ray.spec import Decision
+
+        return self.inner(progress) if self.inner is not None else Decision.CONTINUE
 
 
 def nan_copy(model_dir: str | Path) -> Path:

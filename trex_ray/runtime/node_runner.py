@@ -60,6 +60,8 @@ class NodeJob:
     parent_adapter: bool
     attempt: int = 1
     checkpoint_location: str = ""  # where the run stores this node's checkpoint (a folder or URI)
+    tensorboard_dir: str | None = None  # this attempt's TensorBoard folder; None: no TensorBoard records
+    ray_train_path: str = ""  # Ray Train's storage for this run's trials: <run>/ray_train (a folder or URI)
 
 
 @ray.remote(num_cpus=0)
@@ -95,6 +97,7 @@ class NodeRunner:
             parent_adapter=job.parent_adapter,
             on_progress=ProgressRelay(researcher, job.node_id, job.attempt),
             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
+            tensorboard_dir=Path(job.tensorboard_dir) if job.tensorboard_dir else None,
         )
         result = launcher.finalize(run_plan(plan, ctx))
         if result.metric is not None and not math.isfinite(result.metric):
@@ -116,7 +119,8 @@ class NodeRunner:
                 checkpoint = local
             ctx = RunContext(task=task, node_id=job.node_id, work_dir=Path(job.work_dir),
                              cache_dir=Path(job.cache_dir), launcher=None,  # type: ignore[arg-type]
-                             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None)
+                             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
+                             tensorboard_dir=Path(job.tensorboard_dir) if job.tensorboard_dir else None)
             return score_test(Plan.model_validate(job.plan), ctx, checkpoint, adapter)
         except Exception as exc:  # noqa: BLE001 - a failed test score is recorded, not raised
             log.warning("%s: test scoring failed: %s", job.node_id, one_line(exc), exc_info=True)
@@ -127,7 +131,7 @@ def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
     from trex_ray.runtime.train_launcher import RayTrainLauncher
 
     res = task.resources
-    remote = is_remote(job.storage_path)
+    storage = job.ray_train_path or join(str(Path(job.work_dir).parent.parent), "ray_train")
     return RayTrainLauncher(
         num_workers=res.num_workers,
         cpus_per_worker=res.cpus_per_worker,
@@ -135,8 +139,11 @@ def _train_launcher(job: NodeJob, task: TaskSpec) -> Any:
         memory_per_worker=int(res.memory_gb_per_worker * 2**30) if res.memory_gb_per_worker else None,
         placement_strategy=res.placement_strategy,
         dist_backend=res.dist_backend,
-        storage_path=join(job.storage_path, "ray_train") if remote else job.storage_path,
-        name=f"{Path(job.work_dir).parent.parent.name}-{job.node_id}",
+        storage_path=storage,
+        name=f"{job.node_id}-a{job.attempt}",
+        keep_files=False,
+        checkpoint_every=res.checkpoint_every_steps,
+        max_failures=res.max_worker_failures,
     )
 
 

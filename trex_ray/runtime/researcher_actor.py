@@ -93,6 +93,7 @@ class ResearcherActor:
         self._owns_evaluator = False
         self._evaluator_after = 0.0  # no new evaluator before this time (after one died)
         self.runners = RunnerPool(make=self._new_runner)  # warm NodeRunners reused across nodes
+        self.mlflow = self._mlflow(run_id)  # MLflow runs of this search (execute/tracking.py), or None
 
     def _profile(self) -> dict[str, Any]:
         from trex_ray.execute.data import profile
@@ -109,6 +110,8 @@ class ResearcherActor:
         # Warm runners for this run's slots; their imports overlap the first decisions. Under `trex bench`
         # (a SlotPool shared by many researchers) none are kept idle, so memory stays bounded by the slots.
         self.runners.fill(0 if self.pool is not None else trial_slots(self.task.resources))
+        for node in list(self.researcher.tree):  # a resumed run: nodes that ended before, logged once
+            self._track_node(node.id)
         while True:
             want = trial_slots(self.task.resources) - self._slots_held()
             free = self._acquire(want)
@@ -139,6 +142,10 @@ class ResearcherActor:
         reason = self.researcher.stop_reason() or "nothing left to try"
         self._score_tests()
         self.researcher.finish(reason)
+        if self.mlflow is not None:
+            from trex_ray.report.text import summary
+
+            self._tracking(self.mlflow.finish, summary(self.researcher.tree, self.task))
         self.runners.close()
         self._close_evaluator()
         if self.pool is not None:
@@ -169,6 +176,8 @@ class ResearcherActor:
             scored = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
         self.runners.give_back(runner, healthy="error" not in scored)
         self.researcher.on_test(node_id, scored)
+        if self.mlflow is not None:
+            self._tracking(self.mlflow.node_tested, node_id, self.task.metric.name.value, scored)
 
     def _score_tests(self) -> None:
         """After the search: the base model (unless scored already while a slot was idle) and the best
@@ -206,7 +215,16 @@ class ResearcherActor:
             parent_adapter=bool(warm and parent and parent.plan.train.mode is TrainMode.lora),
             attempt=node.attempts,
             checkpoint_location=join(self.location, "nodes", node.id, "checkpoint"),
+            tensorboard_dir=self._tensorboard_dir(node),
+            ray_train_path=join(self.location, "ray_train"),
         )
+
+    def _tensorboard_dir(self, node: Node) -> str | None:
+        """``RUN_DIR/tensorboard/<node>`` (``<node>.a<k>`` for a retry: its curves apart from the first's)."""
+        if not self.task.tracking.tensorboard:
+            return None
+        name = node.id if node.attempts <= 1 else f"{node.id}.a{node.attempts}"
+        return str(self.run_dir / "tensorboard" / name)
 
     @staticmethod
     def _new_runner() -> Any:
@@ -233,6 +251,7 @@ class ResearcherActor:
         self.runners.give_back(job.runner, healthy=result.failure is None)
         self._release(int(job.holds_slot))
         self.researcher.on_result(job.node_id, result)
+        self._track_node(job.node_id)
         log.info("%s %s metric=%s", job.node_id, result.outcome.value, result.metric)
 
     def _enforce_timeouts(self) -> None:
@@ -246,6 +265,28 @@ class ResearcherActor:
                 held = _held(self.task.resources)
                 self.researcher.on_result(job.node_id,
                                           _failed(FailureKind.timeout, f"ran past {limit:.0f} s", job, held))
+                self._track_node(job.node_id)
+
+    # --- experiment tracking: MLflow runs (TensorBoard files are written by the nodes themselves) ----
+    def _mlflow(self, run_id: str) -> Any:
+        from trex_ray.execute.tracking import mlflow_tracker
+
+        tracking = self.task.tracking
+        return mlflow_tracker(tracking.mlflow, tracking.mlflow_experiment or self.task.name, run_id,
+                              self.task.model_dump(mode="json"))
+
+    def _track_node(self, node_id: str) -> None:
+        node = self.researcher.tree.get(node_id)
+        if self.mlflow is not None and node.status.done and node.result is not None:
+            self._tracking(self.mlflow.node_ended, node.id, node.parent, node.plan, node.result,
+                           self.task.metric.name.value)
+
+    @staticmethod
+    def _tracking(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - tracking never stops a run
+            log.warning("MLflow tracking: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     # --- the run's evaluator: one vLLM engine per base model, shared by every node -----------
     def _evaluator(self) -> Any:

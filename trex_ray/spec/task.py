@@ -159,6 +159,27 @@ class Resources(Strict):
     # torch.compile of each decoder layer: true, false, or auto: on GPUs, for trials of 300+ steps
     # (compiling costs tens of seconds once, then each step is faster: +37 % tokens/s at 1B on an H100).
     compile: bool | Literal["auto"] = "auto"
+    # Memory. The plan's train.batch_size stays the effective batch: each worker takes
+    # batch_size / (num_workers x gradient_accumulation_steps) rows per micro-batch, and the loss is per
+    # scored token of the whole batch, so k micro-batches train as one batch k times larger.
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
+    zero_stage: int | None = Field(default=None, ge=0, le=3)  # None: each plan's train.zero_stage
+    # ZeRO-Offload to CPU memory: the optimizer state (ZeRO stage >= 1), or it and the parameters (stage 3)
+    offload: Literal["none", "optimizer", "all"] = "none"
+    # Long trials: a checkpoint every N optimizer steps (Ray Train's), and restarts of a trial's workers
+    # when one dies (Ray Train's FailureConfig): the trial goes on from its last checkpoint. With
+    # restarts spent, the node is `lost` and the Researcher may retry it (budget.max_retries).
+    checkpoint_every_steps: int | None = Field(default=None, ge=1)
+    max_worker_failures: int = Field(default=0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _offload_needs_zero(self) -> Resources:
+        need = {"optimizer": 1, "all": 3}.get(self.offload)
+        if need is not None and (self.zero_stage is None or self.zero_stage < need):
+            raise ValueError(f"resources.offload: {self.offload} offload needs ZeRO stage {need} or more; "
+                             f"set resources.zero_stage={max(need, 2) if need == 1 else 3}")
+        return self
 
 
 SearchTool = Literal["notes", "catalog", "arxiv", "hf_hub"]
@@ -213,6 +234,9 @@ class SearchSpec(Strict):
     early_stopping: bool = True  # stop a running trial that is clearly losing to its siblings (ASHA)
     # After the search: the base model and this many best nodes (on validation) are scored on the test split
     test_top_k: int = Field(default=1, ge=0, le=100)
+    # Checkpoints kept: the K best nodes' on validation (at least test_top_k), those they build on and
+    # those a pending or running warm start needs; others are deleted as the run goes. None: keep all.
+    keep_checkpoints: int | None = Field(default=None, ge=1, le=100_000)
     seed: int = 0
     llm: LLMSpec = LLMSpec()  # used when planner is llm
 
@@ -249,6 +273,38 @@ class EvalSpec(Strict):
     api_model: str | None = None  # openai: the served base model's name (else found by its path)
 
 
+class TrackingSpec(Strict):
+    """Experiment records (``execute/tracking.py``): TensorBoard event files per node under the run
+    (``RUN_DIR/tensorboard/<node>``), and MLflow runs — one for the search, one nested per node — at
+    ``mlflow``: a tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``, ``file:/abs/mlruns``, which
+    MLflow 3 allows only with ``MLFLOW_ALLOW_FILE_STORE=true``) or a path (``*.db``: sqlite, else a
+    file store); relative ones are made absolute. None: ``MLFLOW_TRACKING_URI`` when it is set as
+    ``trex run`` starts, else no MLflow."""
+
+    tensorboard: bool = True
+    mlflow: str | None = None
+    mlflow_experiment: str | None = None  # None: the task's name
+
+    @field_validator("mlflow")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        """A folder or a relative ``file:`` URI is made absolute here, where the user's shell is: the
+        run's actors do not share its working directory."""
+        if value is None:
+            return None
+        error = credentials_error(value)
+        if error is not None:
+            raise ValueError(error)
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            return "sqlite:///" + str(Path(value.removeprefix("sqlite:///")).absolute())
+        if re.match(r"^[a-z][a-z0-9+.-]*:", value) and not value.startswith("file:"):
+            return value
+        path = Path(value.removeprefix("file://").removeprefix("file:")).expanduser().absolute()
+        if path.suffix == ".db" and not value.startswith("file:"):  # a database file: MLflow's sqlite store
+            return f"sqlite:///{path}"
+        return f"file:{path}"
+
+
 class TaskSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -259,6 +315,7 @@ class TaskSpec(Strict):
     resources: Resources = Resources()
     search: SearchSpec = SearchSpec()
     eval: EvalSpec = EvalSpec()
+    tracking: TrackingSpec = TrackingSpec()
     # None: measured by the preflight (the longest target in tokens), DEFAULT_MAX_NEW_TOKENS where none ran
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     storage_path: str | None = None

@@ -132,6 +132,32 @@ def _copy_local(src: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_dir(location: str) -> None:
+    """Delete a folder, local or stored (no error when it is gone already)."""
+    if not is_remote(location):
+        shutil.rmtree(location, ignore_errors=True)
+        return
+    from pyarrow import fs as pafs
+
+    fs, path = resolve(location)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)
+
+
+def dir_size(location: str) -> int:
+    """Bytes in the files under a folder, local or stored; 0 when it does not exist."""
+    if not is_remote(location):
+        root = Path(location)
+        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+    from pyarrow import fs as pafs
+
+    fs, path = resolve(location)
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return 0
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
+
+
 def ensure_local(uri: str, local: str | Path) -> Path:
     """``local`` when it is there already, else downloaded from ``uri``."""
     target = Path(local)

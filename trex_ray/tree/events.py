@@ -25,6 +25,9 @@ class EventKind(str, Enum):
     # payload: budget (the whole new Budget, as a dict): `trex resume RUN budget.max_nodes=N` raised or
     # lowered it; replay applies it to meta["task"], and a finished run goes on
     budget_changed = "budget_changed"
+    # payload: location, bytes: search.keep_checkpoints let the node's checkpoint go (journaled before
+    # the files are deleted; a resume deletes again what a crash left behind)
+    checkpoint_deleted = "checkpoint_deleted"
 
 
 class Event(BaseModel):

@@ -48,6 +48,9 @@ class Node:
     failed_attempts: list[dict[str, Any]] = field(default_factory=list)
     # The node's score on the test split (``node_tested``): never read by the search, only reported.
     test: dict[str, Any] | None = None
+    # Its checkpoint was deleted by checkpoint retention (``search.keep_checkpoints``): nothing can
+    # warm-start from it or export it any more.
+    checkpoint_deleted: bool = False
     started_at: float | None = None  # wall-clock time of the latest start
     finished_at: float | None = None
     # Backed-up statistics of the subtree rooted here (finished descendants and itself).

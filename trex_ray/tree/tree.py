@@ -222,6 +222,11 @@ class SearchTree:
         node.test = dict(event.payload)
         return node
 
+    def _on_checkpoint_deleted(self, event: Event) -> Node:
+        node = self.get(event.node_id or "")
+        node.checkpoint_deleted = True
+        return node
+
     def ranked(self) -> list[Node]:
         """Scored nodes, best on validation first (the earlier node on a tie)."""
         scored = [n for n in self.nodes.values() if n.metric is not None]

@@ -1,0 +1,113 @@
+"""Per-worker peak memory of a 2-worker trial of the embedded real model on CPU (gloo): ZeRO-0 against
+ZeRO-3 with the model partitioned as it loads (``deepspeed.zero.Init`` through ``HfDeepSpeedConfig``).
+
+Each worker is a process running the trial's own loop (``execute/train.py::_Run``: load, DeepSpeed
+init, training steps with validation-loss reports), full fine-tuning SmolLM2-135M in fp32. Memory is
+the process's peak resident set (``ru_maxrss``) through training; the final checkpoint save is left out
+(ZeRO-3 gathers the whole model on rank 0 to save it). Also reported: the peak less the resident set
+before the model loads (torch, DeepSpeed and the data: the same in both), i.e. what the model costs.
+
+    PYTHONPATH=. python benchmarks/zero3_memory.py [--steps 4] [--out benchmarks/results/zero3_memory.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch.multiprocessing as mp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _worker(rank: int, world: int, port: int, config: dict[str, Any], out: str) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    import torch
+
+    from trex_ray.execute.train import _init_distributed, _Run, _seed_all
+
+    torch.set_num_threads(1)
+    _seed_all(0)
+    rank, world = _init_distributed()
+    before = _rss_mib()
+    run = _Run(config, rank, world)
+    run.build()
+    after_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = run.run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(out, f"rank{rank}.json").write_text(json.dumps({
+        "rank": rank, "status": status, "steps": run.step, "before_model_mib": round(before, 1),
+        "peak_after_load_and_init_mib": round(after_build, 1), "peak_mib": round(peak, 1),
+        "model_cost_mib": round(peak - before, 1), "final_train_loss": run.curve[-1].train_loss}))
+
+
+def _prepare(rows: int) -> tuple[str, str]:
+    from trex_ray.execute.data import prepare
+    from trex_ray.execute.models import materialize_base_model
+    from trex_ray.ftbench.registry import builtin_task
+    from trex_ray.spec import DataOp, DataRecipe
+
+    task = builtin_task("tweet_sentiment")
+    cache = REPO / ".cache"
+    base = materialize_base_model(task.model, cache)
+    recipe = DataRecipe(ops=[DataOp(op="subsample", params={"n": rows})])
+    data = prepare(recipe, task, cache, 0, base_dir=base)
+    return str(base), str(data.path)
+
+
+def measure(stage: int, steps: int, base: str, data: str) -> list[dict[str, Any]]:
+    from trex_ray.execute.train import free_port
+    from trex_ray.spec import TrainRecipe
+
+    batch = 8  # 4 rows per worker per step
+    recipe = TrainRecipe(mode="full", learning_rate=1e-4, epochs=1, batch_size=batch, zero_stage=stage,
+                         eval_every_fraction=0.5)
+    with tempfile.TemporaryDirectory(prefix="trex-zero3-") as tmp:
+        config = {"base_dir": base, "train_path": f"{data}/train", "val_path": f"{data}/val",
+                  "output_dir": f"{tmp}/ckpt", "mode": "full", "recipe": recipe.model_dump(mode="json"),
+                  "seed": 0, "max_seq_len": 128, "val_max_examples": 8, "num_threads": 1}
+        mp.spawn(_worker, args=(2, free_port(), config, tmp), nprocs=2, join=True)
+        return [json.loads(Path(tmp, f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps (2 workers x 4 rows each)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "zero3_memory.json"))
+    parser.add_argument("--stages", default="0,3", help="stages to measure now; others are kept from --out")
+    args = parser.parse_args()
+    base, data = _prepare(args.steps * 8)
+    result: dict[str, Any] = {"model": "builtin:smollm2-135m", "workers": 2, "backend": "gloo (CPU)",
+                              "dtype": "float32", "mode": "full", "steps": args.steps}
+    if Path(args.out).is_file():
+        result |= {k: v for k, v in json.loads(Path(args.out).read_text()).items() if k.startswith("zero")}
+    for stage in (int(s) for s in args.stages.split(",")):
+        result[f"zero{stage}"] = measure(stage, args.steps, base, data)
+        print(f"ZeRO-{stage}:", json.dumps(result[f"zero{stage}"]), flush=True)
+    for key in ("peak_mib", "model_cost_mib"):
+        z0 = max(r[key] for r in result["zero0"])
+        z3 = max(r[key] for r in result["zero3"])
+        result[f"ratio_{key}"] = round(z3 / z0, 3)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k.startswith("ratio")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Memory settings (resources.*) train the same model: gradient accumulation (k micro-batches = one batch
+k times larger), gradient checkpointing, a ZeRO stage from the task, optimizer offload. In this process,
+DeepSpeed on CPU (gloo), the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories import make_task
+
+from trex_ray.execute.context import RunContext
+from trex_ray.execute.engine import ds_config
+from trex_ray.execute.run_plan import run_plan
+from trex_ray.execute.train import InProcessLauncher
+from trex_ray.ftbench.registry import builtin_task
+from trex_ray.spec import DataOp, DataRecipe, Plan, Result, SpecError, TaskSpec, TrainRecipe
+
+# Answers of 3 to 51 words: micro-batches hold different numbers of scored tokens, so a plain mean of
+# their mean losses would not be one batch's loss (checked: such a step fails this test).
+BASE = builtin_task("reverse")
+PLAN = Plan(data=DataRecipe(ops=[DataOp(op="subsample", params={"n": 96})]),
+            train=TrainRecipe(mode="full", learning_rate=2e-3, epochs=1, batch_size=8, zero_stage=1))
+TOLERANCE = 1e-4  # relative, on losses: fp32 sums in another order
+
+
+def _task(**resources: object) -> TaskSpec:
+    return BASE.model_copy(update={"resources": BASE.resources.model_validate(
+        {**BASE.resources.model_dump(), **resources})})
+
+
+def _train(task: TaskSpec, cache: Path, work: Path) -> Result:
+    ctx = RunContext(task=task, node_id=work.name, work_dir=work, cache_dir=cache,
+                     launcher=InProcessLauncher())
+    result = run_plan(PLAN, ctx)
+    assert result.ok, result.error
+    return result
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def plain(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    return _train(BASE, cache, tmp_path_factory.mktemp("plain"))
+
+
+def _same_curve(a: Result, b: Result) -> None:
+    assert a.cost.train_steps == b.cost.train_steps == 12 and a.cost.train_tokens == b.cost.train_tokens
+    assert [p.step for p in a.curve] == [p.step for p in b.curve]
+    for p, q in zip(a.curve, b.curve, strict=True):
+        assert q.train_loss == pytest.approx(p.train_loss, rel=TOLERANCE)
+        assert q.val_loss == pytest.approx(p.val_loss, rel=TOLERANCE)
+
+
+def test_k_micro_batches_train_as_one_batch_k_times_larger(plain: Result, cache: Path,
+                                                           tmp_path: Path) -> None:
+    accumulated = _train(_task(gradient_accumulation_steps=4), cache, tmp_path / "acc")
+    _same_curve(plain, accumulated)
+    assert plain.curve[-1].val_loss < plain.curve[0].val_loss  # it learned: the curves compared move
+
+
+def test_gradient_checkpointing_gives_the_same_losses(plain: Result, cache: Path, tmp_path: Path) -> None:
+    _same_curve(plain, _train(_task(gradient_checkpointing=True), cache, tmp_path / "ckpt"))
+
+
+def test_the_task_sets_the_zero_stage_and_offloads_the_optimizer(plain: Result, cache: Path,
+                                                                 tmp_path: Path) -> None:
+    _same_curve(plain, _train(_task(zero_stage=2, offload="optimizer"), cache, tmp_path / "offload"))
+
+
+def test_ds_config_carries_the_memory_settings() -> None:
+    config = ds_config(PLAN.train, 2, accumulation=4, stage=3, offload="all")
+    assert config["gradient_accumulation_steps"] == 4 and config["train_micro_batch_size_per_gpu"] == 2
+    assert config["zero_optimization"] == {"stage": 3, "offload_optimizer": {"device": "cpu"},
+                                           "offload_param": {"device": "cpu"}}
+    assert ds_config(PLAN.train, 8)["zero_optimization"] == {"stage": 1}  # the plan's own, nothing offloaded
+    sized = ds_config(PLAN.train, 8, stage=3, hidden_size=64)["zero_optimization"]  # as HF's Trainer
+    assert sized["reduce_bucket_size"] == 4096 and sized["stage3_param_persistence_threshold"] == 640
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["resources.offload=optimizer"], "resources.offload: optimizer offload needs ZeRO stage 1 or more; "
+                                      "set resources.zero_stage=2"),
+    (["resources.offload=all", "resources.zero_stage=2"], "set resources.zero_stage=3"),
+    (["resources.gradient_accumulation_steps=0"], "resources.gradient_accumulation_steps"),
+])
+def test_bad_memory_settings_name_the_field_and_the_fix(overrides: list[str], message: str) -> None:
+    with pytest.raises(SpecError, match=message.replace(".", r"\.")):
+        make_task(overrides)
+
+
+def test_zero3_partitions_at_load_and_trains_the_same(plain: Result, cache: Path, tmp_path: Path) -> None:
+    """ZeRO-3 builds the model under deepspeed.zero.Init (partitioned as it loads); the losses are those
+    of ZeRO-1, and the evaluation after it (in this process) loads its model whole again."""
+    partitioned = _train(_task(zero_stage=3), cache, tmp_path / "z3")
+    _same_curve(plain, partitioned)
+    assert partitioned.metric == plain.metric
+
+
+def test_partitioned_load_builds_partitioned_parameters_and_then_stops(cache: Path) -> None:
+    from trex_ray.execute.engine import partitioned_load
+    from trex_ray.execute.models import _causal_lm, materialize_base_model
+    from trex_ray.execute.train import InProcessLauncher
+
+    base = materialize_base_model(BASE.model, cache)
+
+    def loop(config: dict) -> dict:  # type: ignore[type-arg]
+        with partitioned_load(ds_config(PLAN.train, 8, stage=3)):
+            inside = _causal_lm(base)
+        outside = _causal_lm(base)
+        first = next(inside.parameters())
+        return {"inside": hasattr(first, "ds_shape") and first.numel() == 0,
+                "outside": hasattr(next(outside.parameters()), "ds_shape")}
+
+    assert InProcessLauncher().launch(loop, {}) == {"inside": True, "outside": False}
