@@ -55,7 +55,9 @@ def test_real_spec_validates_and_round_trips(name: str, tmp_path: Path) -> None:
     task = real_task(name)
     assert task.model.id == "Qwen/Qwen3-1.7B" and task.model.kind == "hub"
     assert task.metric.name is METRICS[name]
-    assert all(src.kind == "hub" for src in [*task.data.train, task.data.eval])
+    sources = [s for s in [*task.data.train, task.data.eval] if s is not None]
+    assert sources and all(src.kind in ("hub", "url") for src in sources)
+    assert task.description == suites.bench_task(name).instruction  # the chat system message
     assert task.resources.gpus_per_worker == 1
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(task.model_dump(mode="json"), allow_unicode=True))
@@ -73,9 +75,15 @@ def test_analog_mirrors_its_real_task(name: str) -> None:
     assert suite_task(f"ftbench-mini/{name}") == mini and suite_task(f"ftbench/{name}") == real
 
 
-def test_every_bench_task_documents_its_prompt() -> None:
+def test_every_bench_task_has_an_instruction_sources_and_trex_score() -> None:
     for t in BENCH:
-        assert t.prompt and t.dataset.count("/") == 1 and t.analog == f"ftbench-mini/{t.name}"
+        assert t.instruction and t.analog == f"ftbench-mini/{t.name}"
+        assert all(s.id.startswith("https://") or s.id.count("/") == 1 for s in t.sources)
+        assert t.trex is not None and 0 < t.trex < 1  # TREX's published score, as a fraction
+
+
+def test_real_task_takes_any_model() -> None:
+    assert real_task("gta", model="./my-model").model.id == "./my-model"
 
 
 def test_offline_real_task_fails_in_one_line_naming_the_analog(offline: None) -> None:

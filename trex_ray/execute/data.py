@@ -303,6 +303,10 @@ def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0, template: str |
         "seed": seed,
         "files": [_file_stamp(s) for s in [*task.data.train, task.data.eval] if s is not None],
     }
+    if any(s is not None and s.convert for s in [*task.data.train, task.data.eval]):
+        from trex_ray.ftbench.convert import VERSION
+
+        blob["convert"] = VERSION  # only converted sources: other tasks keep their cache keys
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -64,7 +64,10 @@ def _history(row: dict[str, Any]) -> list[dict[str, str]]:
 def _chat(row: dict[str, Any], system: str, tokenizer: Any) -> str:
     messages = [{"role": "system", "content": row.get("system") or system}, *_history(row),
                 {"role": "user", "content": str(row["input"])}]
-    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    # enable_thinking=False: a hybrid reasoning model (Qwen3, TREX's base) answers directly, as its
+    # fine-tuned replies will; templates without the switch ignore it (the rendering is unchanged).
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             enable_thinking=False))
 
 
 def _text(row: dict[str, Any], fmt: str, task_name: str) -> str:

@@ -88,10 +88,14 @@ def load_source(src: DataSource, where: str | None = None) -> Dataset:
     ``where`` is how the task spec names the source (``data.train[0]``); errors name its fields so.
     """
     ctx = _Ctx(src, where)
+    if src.convert is not None:
+        from trex_ray.execute.records import load_converted
+
+        return load_converted(src, ctx.field, ctx.error)
     if src.kind == "builtin":
         ds = _load_builtin(ctx)
-    elif src.kind == "local":
-        ds = _load_local(ctx)
+    elif src.kind in ("local", "url"):
+        ds = _load_local(ctx) if src.kind == "local" else _load_url(ctx)
     else:
         ds = _load_hub(ctx)
     if len(ds) == 0:
@@ -149,6 +153,19 @@ def _load_local(ctx: _Ctx) -> Dataset:
         ) from exc
 
 
+def _load_url(ctx: _Ctx) -> Dataset:
+    """One data file at an http(s) URL, read by its suffix like a local file."""
+    suffix = "." + ctx.src.id.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+    builder = BUILDERS.get(suffix)
+    if builder is None:
+        raise ctx.error(f"URL file type {suffix!r} is not read; point it at one of {sorted(BUILDERS)}")
+    try:
+        return datasets.load_dataset(builder, data_files=ctx.src.id, split="train")
+    except Exception as exc:  # noqa: BLE001 - offline, missing, unreadable: one line
+        raise ctx.error(f"cannot load it ({_brief(exc)}); check the URL and the network, or download "
+                        "the file and use its path as the source id") from exc
+
+
 def _load_folder(ctx: _Ctx, path: Path) -> Dataset:
     """A folder saved by ``save_to_disk``, or a folder of data files (one per split) read like a hub id."""
     if not (path / "state.json").is_file() and not (path / "dataset_dict.json").is_file():
@@ -167,6 +184,9 @@ def _load_folder(ctx: _Ctx, path: Path) -> Dataset:
 def _load_hub(ctx: _Ctx) -> Dataset:
     src = ctx.src
     try:
+        if src.data_file:  # one file of the repo, not its configs
+            return datasets.load_dataset(src.id, data_files=src.data_file, split="train",
+                                         revision=src.revision)
         return datasets.load_dataset(src.id, src.config, split=src.split, revision=src.revision)
     except Exception as exc:  # noqa: BLE001 - offline, gated, missing: all end here
         ref = ", ".join(

@@ -2,6 +2,8 @@
 
     trex bench --suite ftbench-mini --max-nodes 6
     trex bench --suite ftbench-mini --tasks hoc,sst2 --max-nodes 2 --json
+    trex bench --suite ftbench --model Qwen/Qwen3-1.7B resources.gpus_per_worker=1
+    trex bench --suite ftbench --model ./my-model --data-dir ./ftbench-data   # local copies of the sources
     trex run ftbench-mini/gta --max-nodes 8
     trex run ftbench/hoc          # offline: one line naming the analog to run instead
 
@@ -24,6 +26,7 @@ from trex_ray.ftbench.suites import (
     is_suite_ref,
     list_suite_tasks,
     preflight,
+    real_task,
     split_ref,
     suite_task,
     suite_tasks,
@@ -42,6 +45,10 @@ def add_bench_command(sub: Any) -> None:
         "--suite", required=True, choices=SUITES, help="ftbench (hub, GPU) or ftbench-mini (offline)"
     )
     bench.add_argument("--tasks", help="comma-separated subset, e.g. hoc,sst2 (default: all ten)")
+    bench.add_argument("--model", help="ftbench: the base model, a hub id or a local folder "
+                       "(default Qwen/Qwen3-1.7B)")
+    bench.add_argument("--data-dir", help="ftbench: a local copy of the sources, DIR/<task>/train.<ext> "
+                       "(and test.<ext>) in each source's own schema (docs/ftbench.md)")
     bench.add_argument("--max-nodes", type=int, help="experiments per task beyond its base model")
     bench.add_argument(
         "--out", help="output folder (default runs/bench-<suite>-<time>); an existing one resumes"
@@ -91,10 +98,16 @@ def bench_tasks(args: argparse.Namespace) -> dict[str, TaskSpec]:
     overrides = list(args.overrides or [])
     if args.max_nodes is not None:
         overrides.append(f"budget.max_nodes={args.max_nodes}")
+    if args.suite != "ftbench" and (args.model or args.data_dir):
+        raise _user_error("--model and --data-dir are for --suite ftbench (the analogs use the tiny model)")
     tasks = {}
     for name in _selected(args):
         task = suite_task(f"{args.suite}/{name}")
         if args.suite == "ftbench":
+            try:
+                task = real_task(name, model=args.model, data_dir=args.data_dir)
+            except ValueError as exc:
+                raise _user_error(str(exc)) from None
             try:
                 preflight(task, bench_task(name).analog)
             except BenchUnavailable as exc:

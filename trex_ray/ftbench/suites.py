@@ -1,9 +1,10 @@
-"""FT-Bench suites: the ten real FT-Bench tasks (``ftbench``) and their offline analogs (``ftbench-mini``).
+"""FT-Bench suites: the ten real FT-Bench tasks (``ftbench``, ``real.py``) and their offline analogs
+(``ftbench-mini``).
 
 A task is named ``<suite>/<task>``: ``ftbench/hoc`` is HoC on the Hugging Face hub with
 Qwen3-1.7B; ``ftbench-mini/hoc`` is its generated analog with the tiny built-in model, which
-runs anywhere. Dataset ids, fields and prompt formats of the real tasks are best public
-knowledge; ``docs/ftbench.md`` lists every guess.
+runs anywhere. The real tasks' sources and conversions are in ``real.py``; ``docs/ftbench.md``
+lists what is known and what is guessed.
 
 Example::
 
@@ -19,21 +20,14 @@ Example::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from trex_ray.ftbench.generators import TASKS
-from trex_ray.spec import (
-    Budget,
-    DataSource,
-    DataSpec,
-    MetricName,
-    MetricSpec,
-    ModelSpec,
-    Resources,
-    TaskSpec,
-)
+from trex_ray.ftbench.real import BASE_MODEL, BENCH, BenchTask, bench_task, real_task
+from trex_ray.spec import Budget, DataSource, DataSpec, MetricSpec, ModelSpec, TaskSpec
 
-BASE_MODEL = "Qwen/Qwen3-1.7B"
+__all__ = ["BASE_MODEL", "BENCH", "BenchTask", "BenchUnavailable", "bench_task", "real_task", "suite_task",
+           "suite_tasks"]
+
 MINI_MODEL = "builtin:tiny-llama"
 SUITES = ("ftbench", "ftbench-mini")
 
@@ -42,182 +36,10 @@ class BenchUnavailable(RuntimeError):
     """A real FT-Bench task cannot run here; the message (one line) names the offline analog."""
 
 
-@dataclass(frozen=True)
-class BenchTask:
-    """One FT-Bench task: where its real data lives and how it is scored and prompted."""
-
-    name: str
-    title: str
-    metric: MetricName
-    dataset: str  # hub id (best known; see docs/ftbench.md)
-    input_field: str
-    target_field: str
-    train_split: str
-    eval_split: str
-    prompt: str  # how an example is rendered for Qwen3 (documentation of the real setup)
-    max_new_tokens: int
-    mini_new_tokens: int
-    max_seq_len: int = 2048
-    mini_train: int = 1200  # train examples of the analog (of 2000 generated)
-
-    @property
-    def analog(self) -> str:
-        return f"ftbench-mini/{self.name}"
-
-
-BENCH: tuple[BenchTask, ...] = (
-    BenchTask(
-        "aci",
-        "ACI-Bench: clinical note from a doctor-patient dialogue",
-        MetricName.rouge1,
-        "mkieffer/ACI-Bench",
-        "dialogue",
-        "note",
-        "train",
-        "test",
-        "Write the clinical visit note for this doctor-patient conversation.\n{dialogue}",
-        1024,
-        12,
-        8192,
-    ),
-    BenchTask(
-        "tomg",
-        "TOMG-Bench: text-based open molecule generation",
-        MetricName.tomg_score,
-        "Duke-de-Artois/TOMG-Bench",
-        "Instruction",
-        "molecule",
-        "train",
-        "test",
-        "{Instruction}\nAnswer with the SMILES string of the molecule only.",
-        256,
-        12,
-    ),
-    BenchTask(
-        "omebench",
-        "oMeBench: organic reaction mechanism elucidation",
-        MetricName.ome_score,
-        "skylarkie/oMeBench",
-        "prompt",
-        "mechanism",
-        "train",
-        "test",
-        "Reactants: {reactants_smiles}\nProducts: {products_smiles}\nConditions: {conditions}\n"
-        "Give the mechanism as a JSON list of steps with subtype and intermediate_smiles.",
-        2048,
-        12,
-        4096,
-        mini_train=300,
-    ),  # expert-curated mechanisms are few (oMe-Gold: 196 reactions)
-    BenchTask(
-        "hoc",
-        "HoC: hallmarks of cancer (multi-label)",
-        MetricName.macro_f1,
-        "bigbio/hallmarks_of_cancer",
-        "text",
-        "labels",
-        "train",
-        "test",
-        "Which hallmarks of cancer does this abstract discuss? Answer with comma-separated labels "
-        "or none.\n{text}",
-        64,
-        8,
-    ),
-    BenchTask(
-        "sst2",
-        "SST-2: binary sentiment",
-        MetricName.accuracy,
-        "stanfordnlp/sst2",
-        "sentence",
-        "label",
-        "train",
-        "validation",
-        "Is the sentiment of this sentence positive or negative?\n{sentence}",
-        4,
-        2,
-        512,
-    ),
-    BenchTask(
-        "csbench",
-        "CS-Bench: computer-science knowledge",
-        MetricName.mc_accuracy,
-        "CS-Bench/CS-Bench",
-        "Question",
-        "Answer",
-        "train",
-        "test",
-        "{Question}\nAnswer with the option letter (or true / false) only.",
-        16,
-        2,
-    ),
-    BenchTask(
-        "openfindata",
-        "OpenFinData: Chinese financial evaluation",
-        MetricName.mc_accuracy,
-        "opencompass/OpenFinData",
-        "question",
-        "answer",
-        "train",
-        "test",
-        "{question}\n请只回答选项字母。",
-        16,
-        2,
-    ),
-    BenchTask(
-        "econlogicqa",
-        "EconLogicQA: order economic events",
-        MetricName.mc_accuracy,
-        "yinzhu-quan/econ_logic_qa",
-        "Question",
-        "Answer",
-        "train",
-        "test",
-        "{Question}\nAnswer with the order of the events as letters, e.g. B, A, D, C.",
-        16,
-        5,
-    ),
-    BenchTask(
-        "gta",
-        "GTA: general tool agents (tool-call accuracy)",
-        MetricName.tool_call_accuracy,
-        "Jize1/GTA",
-        "dialogs",
-        "tool_call",
-        "train",
-        "test",
-        'Tools: {tools}\nUser: {query}\nReply with one tool call as JSON {{"name": ..., "arguments": ...}}.',
-        256,
-        10,
-        4096,
-    ),
-    BenchTask(
-        "lawbench",
-        "LawBench: Chinese law (hybrid score)",
-        MetricName.lawbench_score,
-        "open-compass/LawBench",
-        "instruction",
-        "answer",
-        "train",
-        "test",
-        "{instruction}\n{question}",
-        256,
-        6,
-        4096,
-    ),
-)
-_BY_NAME = {t.name: t for t in BENCH}
-
-
 def suite_tasks(suite: str) -> list[str]:
     """Task names of a suite, in FT-Bench order."""
     _check_suite(suite)
     return [t.name for t in BENCH]
-
-
-def bench_task(name: str) -> BenchTask:
-    if name not in _BY_NAME:
-        raise ValueError(f"FT-Bench task {name!r} is unknown; use one of {list(_BY_NAME)}")
-    return _BY_NAME[name]
 
 
 def _check_suite(suite: str) -> None:
@@ -236,25 +58,6 @@ def split_ref(ref: str) -> tuple[str, str]:
     suite, name = ref.split("/", 1)
     bench_task(name)
     return suite, name
-
-
-def real_task(name: str) -> TaskSpec:
-    """The real FT-Bench task: hub data, Qwen3-1.7B, one GPU per trial."""
-    t = bench_task(name)
-
-    def source(split: str) -> DataSource:
-        return DataSource(id=t.dataset, split=split, input_field=t.input_field, target_field=t.target_field)
-
-    return TaskSpec(
-        name=t.name,
-        description=f"{t.title}. Prompt: {t.prompt}",
-        model=ModelSpec(id=BASE_MODEL, max_seq_len=t.max_seq_len),
-        data=DataSpec(train=[source(t.train_split)], eval=source(t.eval_split)),
-        metric=MetricSpec(name=t.metric),
-        budget=Budget(max_nodes=24, trial_timeout_seconds=6 * 3600),
-        resources=Resources(cpus_per_worker=8, gpus_per_worker=1),
-        max_new_tokens=t.max_new_tokens,
-    )
 
 
 MINI_EVAL = 200  # of the 300 generated: a ten-task sweep fits a 2-core CPU
@@ -288,7 +91,7 @@ def list_suite_tasks(suite: str) -> list[tuple[str, str]]:
     """(``suite/task``, one-line description) of every task of a suite."""
     _check_suite(suite)
     if suite == "ftbench":
-        return [(f"{suite}/{t.name}", f"{t.title} [{t.dataset}, {t.metric.value}]") for t in BENCH]
+        return [(f"{suite}/{t.name}", f"{t.title} [{t.train.id}, {t.metric.value}]") for t in BENCH]
     return [(t.analog, f"{TASKS[t.analog].description} [{t.metric.value}]") for t in BENCH]
 
 
@@ -319,6 +122,10 @@ def _unreachable(repo_id: str, repo_type: str, timeout: float) -> str | None:
 def preflight(task: TaskSpec, analog: str | None = None, timeout: float = 10.0) -> None:
     """Raise ``BenchUnavailable`` (one line, naming the analog) when a hub source or model is unreachable."""
     hint = f"; run the offline analog `{analog}`" if analog else ""
+    sources = [s for s in [*task.data.train, task.data.eval] if s is not None]
+    if _offline_env() and any(s.kind == "url" for s in sources):
+        url = next(s.id for s in sources if s.kind == "url")
+        raise BenchUnavailable(f"data file {url} unreachable (offline){hint}")
     for src in {s.id: s for s in [*task.data.train, task.data.eval] if s and s.kind == "hub"}.values():
         reason = _unreachable(src.id, "dataset", timeout)
         if reason:

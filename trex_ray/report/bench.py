@@ -11,8 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("task", "metric", "base", "best", "gain", "nodes", "compute_seconds", "wall_seconds")
-HEADERS = ("task", "metric", "base score", "best score", "gain", "nodes", "compute s", "wall s")
+# base / best: validation (what the search saw); base_test / best_test: the test split, never seen by the
+# search; trex: TREX's published score on the real task (docs/ftbench.md), "-" where there is none.
+COLUMNS = ("task", "metric", "base", "best", "base_test", "best_test", "trex", "gain", "nodes",
+           "compute_seconds", "wall_seconds")
+HEADERS = ("task", "metric", "base val", "best val", "base test", "best test", "TREX (paper)", "gain (val)",
+           "nodes", "compute s", "wall s")
 
 
 def _cell(value: Any) -> str:
@@ -33,7 +37,10 @@ def markdown(rows: list[dict[str, Any]], title: str = "", wall_seconds: float | 
             cells[0] += f" (error: {row['error'][:60]})"
         lines.append("| " + " | ".join(cells) + " |")
     gained = sum(1 for r in rows if (r.get("gain") or 0) > 0)
-    lines += ["", f"gain over base on {gained}/{len(rows)} tasks"]
+    tested = [r for r in rows if r.get("base_test") is not None and r.get("best_test") is not None]
+    gained_test = sum(1 for r in tested if r["best_test"] > r["base_test"])
+    lines += ["", f"gain over base on {gained}/{len(rows)} tasks (validation); "
+              f"on the test split on {gained_test}/{len(tested)} tasks scored there"]
     if wall_seconds is not None:
         lines[-1] += f"; wall time {wall_seconds / 60:.1f} min"
     return "\n".join(lines) + "\n"

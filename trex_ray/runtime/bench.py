@@ -134,6 +134,9 @@ def _row(job: _Job, suite: str) -> dict[str, Any]:
         "base": None,
         "best": None,
         "gain": None,
+        "base_test": None,
+        "best_test": None,
+        "trex": trex_score(suite, job.name),
         "nodes": 0,
         "compute_seconds": 0.0,
         "wall_seconds": round((job.ended or time.time()) - job.started, 1),
@@ -150,15 +153,26 @@ def _row(job: _Job, suite: str) -> dict[str, Any]:
         base=info["base_metric"],
         best=best.get("metric"),
         gain=info["gain"],
+        base_test=info["base_test_metric"],
+        best_test=best.get("test_metric"),
         nodes=max(0, len(info["nodes"]) - 1),
         compute_seconds=info["compute_seconds"],
         best_plan=best.get("plan"),
         stop_reason=info["stop_reason"],
     )
-    for key in ("base", "best", "gain"):
+    for key in ("base", "best", "gain", "base_test", "best_test"):
         if isinstance(row[key], float) and not math.isfinite(row[key]):
             row[key] = None
     return row
+
+
+def trex_score(suite: str, name: str) -> float | None:
+    """TREX's published score on a real FT-Bench task (a fraction), for the comparison column."""
+    if suite != "ftbench":
+        return None
+    from trex_ray.ftbench.real import bench_task
+
+    return bench_task(name).trex
 
 
 def run_bench(

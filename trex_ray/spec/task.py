@@ -80,6 +80,11 @@ class DataSource(Strict):
     ``conversations`` list of {from, value}; ``messages`` a ``messages`` list of {role, content};
     ``auto`` picks by the columns (text when input_field / target_field name other columns).
     ``label_names`` names an int target column's labels (0 is ``label_names[0]``).
+
+    ``id`` may also be an http(s) URL of one data file. ``data_file`` reads one file of a hub dataset
+    repo (e.g. ``dataset.json``) instead of its configs. ``convert`` names a conversion of the
+    source's own columns into input / target (``trex_ray/ftbench/convert.py``: e.g. ``gta``,
+    ``csbench``); ``input_field`` / ``target_field`` / ``format`` are then not read.
     """
 
     id: str = Field(min_length=1)
@@ -92,11 +97,15 @@ class DataSource(Strict):
     target_field: str = "target"
     label_names: tuple[str, ...] | None = Field(default=None, min_length=1)
     limit: int | None = Field(default=None, ge=1)
+    data_file: str | None = None  # one file inside a hub dataset repo, read as records
+    convert: str | None = None  # a named conversion of the source's columns (ftbench/convert.py)
 
     @property
     def kind(self) -> str:
         if self.id.startswith("builtin:"):
             return "builtin"
+        if self.id.startswith(("http://", "https://")):
+            return "url"
         if self.id.lower().endswith((".jsonl", ".json", ".parquet", ".csv")) or _exists_locally(self.id):
             return "local"
         return "hub"
