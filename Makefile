@@ -9,7 +9,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install install-dev demo test test-fast test-distributed chaos lint clean
+.PHONY: install install-dev demo test test-suites test-fast test-distributed chaos lint clean
 
 # `install`: what trex needs to run (the demo); `install-dev`: that plus the test and benchmark tools.
 install: $(STAMP)
@@ -35,7 +35,11 @@ demo: install
 	$(VENV)/bin/trex run tweet_sentiment --max-nodes 6 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install-dev
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -m "not suite"
+
+# Whole benchmark suites at once through Ray (the ten FT-Bench fixture tasks): many minutes, 2 cores busy.
+test-suites: install-dev
+	$(PY) -m pytest -q --durations=15 -m suite
 
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not ray and not slow"

@@ -16,7 +16,7 @@ from ftbench_fixtures import write_all
 
 from trex_ray.ftbench.real import BENCH
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.suite]  # `make test-suites`
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # seconds per trial: short sequences, a few tokens, one CPU, HF evaluation (no vLLM engine to start)
