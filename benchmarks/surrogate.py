@@ -66,7 +66,7 @@ TEMPLATES = ("plain", "instruct", "qa")  # besides the model's own chat template
 class SurrogateModel:
     # learning speed: effective epochs per epoch
     mu_full: float = -3.5  # log10 of the most efficient full fine-tuning lr
-    mu_lora: float = -2.5
+    mu_lora: float = -3.0
     sigma: float = 0.7  # width in decades
     g_lora: float = 0.5  # LoRA's peak efficiency relative to full
     # collapse: above lc the run ends up answering one label

@@ -25,6 +25,7 @@ from trex_ray.spec import Plan, Result, TrainMode
 # The Ray Train launch of one trial (no-op loop: actors, worker group, imports, teardown), measured by
 # benchmarks/trial_start.py; the median over its runs is added to every trial's start in --cost fitted.
 TRIAL_START = DATA.parent / "results" / "trial_start-h200-cpu.json"
+VAL_ROWS = 128  # the validation rows of tweet_sentiment (ftbench/registry.py real_task)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Observation:
     train_s: float | None  # the training loop (with its validation-loss reports)
     eval_s: float | None  # scoring the validation rows
     steps: int
-    prepare_s: float | None = None
+    train_cpu_s: float | None = None  # the training loop's CPU seconds (one thread)
 
 
 def observations_from_trials(path: Path = REAL_TRIALS) -> list[Observation]:
@@ -64,7 +65,7 @@ def observations_from_trials(path: Path = REAL_TRIALS) -> list[Observation]:
         out.append(Observation(
             "trials", plan, f"trials:{rec['parent']}" if rec.get("parent") else None, f"trials:{rec['name']}",
             metric, curve, result.cost.compute_seconds, timings.get("loop_train_s"), timings.get("eval_s"),
-            result.cost.train_steps, timings.get("prepare_s")))
+            result.cost.train_steps, timings.get("loop_train_cpu_s")))
     return out
 
 
@@ -72,11 +73,14 @@ FREE = ("mu_full", "sigma", "m_top", "tau", "lc_full", "m_base", "m_maj", "over"
         "d_label_noise_filter", "d_length_filter", "d_plain", "d_instruct", "d_qa", "d_wd", "d_warm",
         "mu_lora", "g_lora", "m_top_lora", "lc_lora")
 VAL_FREE = ("v_x", "v_s", "v_0", "tau_v")
-# weak priors (value, scale): a term few trials inform stays near its prior
-PRIOR = {"d_dedup": (0.0, 0.05), "d_label_noise_filter": (0.0, 0.05), "d_length_filter": (0.0, 0.05),
+# weak priors (value, scale): a term few trials inform stays near its prior. The learning-rate centres sit
+# mid-space in log (space.py: 1e-5..1e-2, -3.5), the ceilings at "fine-tuning helps a little", never at a
+# value read off the planner's drafts.
+PRIOR = {"mu_full": (-3.5, 1.5), "m_top": (0.55, 0.2), "tau": (1.0, 2.0),
+         "d_dedup": (0.0, 0.05), "d_label_noise_filter": (0.0, 0.05), "d_length_filter": (0.0, 0.05),
          "d_plain": (0.0, 0.05), "d_instruct": (0.0, 0.05), "d_qa": (0.0, 0.05), "d_wd": (0.0, 0.05),
          "d_warm": (0.0, 0.05), "over": (0.0, 0.05), "g_lora": (0.5, 0.5), "m_top_lora": (0.6, 0.3),
-         "mu_lora": (-2.5, 1.0), "lc_lora": (-1.5, 1.0), "lc_full": (-2.3, 1.0), "m_maj": (0.35, 0.1),
+         "mu_lora": (-3.0, 1.5), "lc_lora": (-1.5, 1.0), "lc_full": (-2.3, 1.0), "m_maj": (0.35, 0.1),
          "m_base": (0.44, 0.1)}
 BOUNDS = {"sigma": (0.2, 3.0), "tau": (0.05, 10.0), "p_over": (0.5, 20.0), "over": (0.0, 0.5),
           "g_lora": (0.0, 2.0), "tau_v": (0.02, 10.0), "m_top": (0.3, 1.0), "m_top_lora": (0.0, 1.0),
@@ -167,8 +171,12 @@ def fit(data: list[Observation], base: SurrogateModel | None = None,
     model = _fit_costs(_fit_divergence(model, data), data, trial_start)
     mres, vres = _residuals(model, data)
     rms = math.sqrt(sum(r * r for r in mres) / max(1, len(mres)))
-    model.sigma_run = rms
+    # a run's noise is at least the sampling noise of the validation score (128 rows: +-0.044 at 0.5);
+    # with few trials and many terms the residual alone would understate it
+    floor = math.sqrt(0.25 / VAL_ROWS)
+    model.sigma_run = max(rms, floor)
     model.fit_info = {
+        "sigma_run_floor": round(floor, 4),
         "n_trials": len(data),
         "n_metric": len(mres),
         "n_val_points": len(vres),
@@ -198,14 +206,18 @@ def _median(xs: list[float], default: float) -> float:
 
 
 def _fit_costs(model: SurrogateModel, data: list[Observation], trial_start: Path) -> SurrogateModel:
-    """epoch_s: median training-loop seconds per full-data epoch (validation-loss reports included);
-    eval_s: median seconds scoring the validation rows; start_s: median of the rest of a finished trial
-    (data, model load, checkpoint); launch_s: the Ray Train launch that trial_start.py measured."""
-    per_epoch = [o.train_s / (o.plan.train.epochs * model.keep(o.plan))
-                 for o in data if o.train_s and o.plan.train.mode is not TrainMode.none]
-    evals = [o.eval_s for o in data if o.eval_s]
-    rest = [o.compute_s - o.train_s - o.eval_s for o in data
-            if o.train_s and o.eval_s and o.metric is not None and o.metric >= 0]
+    """Seconds of one core, not wall seconds: the trials ran on a shared machine (load 15-47 on 2 cores)
+    where a trial got a fifth of a core. epoch_s: median CPU seconds of the training loop per full-data
+    epoch (its validation-loss reports included); eval_s: median seconds scoring the validation rows, and
+    start_s: median of the rest of a finished trial (data, model load, checkpoint), both scaled by the
+    share of a core that trial's training loop got (its CPU / wall seconds); launch_s: the Ray Train
+    launch that trial_start.py measured (wall seconds on an idle 16-core machine)."""
+    trained = [o for o in data if o.train_s and o.train_cpu_s and o.plan.train.mode is not TrainMode.none]
+    per_epoch = [o.train_cpu_s / (o.plan.train.epochs * model.keep(o.plan)) for o in trained]
+    share = {o.key: min(1.0, o.train_cpu_s / o.train_s) for o in trained}
+    evals = [o.eval_s * share[o.key] for o in trained if o.eval_s]
+    rest = [(o.compute_s - o.train_s - o.eval_s) * share[o.key] for o in trained
+            if o.eval_s and o.metric is not None and o.metric >= 0]
     launch = model.launch_s
     if trial_start.is_file():
         medians = json.loads(trial_start.read_text()).get("median_total_s", {})
