@@ -265,7 +265,8 @@ def differences(committed: dict[str, Any], rebuilt: dict[str, Any], rel: float =
 
 
 def describe(model: SurrogateModel) -> str:
-    lines = ["| trial | mode | lr | epochs | warm | ops | template | wd | real | surrogate | compute s |",
+    lines = ["| trial | mode | lr | epochs | warm | ops | template | wd | real | surrogate "
+             "| wall s (shared box) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in model.fit_info.get("table", []):
         real = "diverged" if r["real"] == -1.0 else ("stopped" if r["real"] is None else f"{r['real']:.3f}")

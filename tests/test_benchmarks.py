@@ -280,9 +280,10 @@ def test_search_efficiency_quick_prints_its_json_last(tmp_path):
         str(tmp_path),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-    assert (tmp_path / "search_efficiency-quick-epochs.png").stat().st_size > 0
+    assert (tmp_path / "search_efficiency-quick-epochs-dev.png").stat().st_size > 0
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["benchmark"] == "search_efficiency" and summary["compute_to_target_ratio"] > 0
+    assert summary["simulated"] is True and summary["seed_set"] == "dev"
     assert set(summary["strategies"]) == {"trex", "greedy", "random", "tune-tpe-asha", "tune-pbt"}
 
 
