@@ -6,6 +6,9 @@ job, the progress relay, the result back into the journal); only data, training 
 replaced:
 
 * ``setup_noop``  — ``run_plan`` returns a finished result at once;
+* ``setup_launch`` — ``run_plan`` launches the trial's Ray Train run (``ctx.launcher``: a TorchTrainer
+  with the trial's resources, as a real trial does) with a loop that returns at once: the real trial
+  launch, nothing trained;
 * ``setup_sleep`` — ``run_plan`` holds ``TREX_BENCH_GPUS`` GPUs (a Ray task asking for them) for an
   uneven, seeded number of seconds in ``TREX_BENCH_SLEEP`` (``"lo,hi"``) and records the interval
   (a node that trains nothing, the base model, returns at once: it holds no trial slot).
@@ -59,6 +62,22 @@ def sleep_run_plan(plan: Any, ctx: Any) -> Any:
     start, end, node = ray.get(hold.remote(seconds))
     held = {"start": start, "end": end, "gpus": gpus, "node": node, "entered": entered}
     return _result(plan, ctx, held=held)
+
+
+def noop_loop(config: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def launch_run_plan(plan: Any, ctx: Any) -> Any:
+    if plan.train.mode.value != "none":  # the base model's evaluation launches no training
+        ctx.launcher.launch(noop_loop, {})
+    return _result(plan, ctx)
+
+
+def setup_launch() -> None:
+    import trex_ray.execute.run_plan as module
+
+    module.run_plan = launch_run_plan
 
 
 def setup_noop() -> None:

@@ -4,13 +4,18 @@
    (heuristic planner, fsync'd journal, warm NodeRunner actors reused across nodes) with ``run_plan``
    replaced by a no-op in every Ray worker (a ``worker_process_setup_hook``: ``bench_hooks.setup_noop``),
    against the same number of no-op function trials through ``ray.tune.Tuner`` with the same concurrency.
-   ``overhead_ratio`` = trex wall / Tune wall.
+   ``overhead_ratio`` = trex wall / Tune wall. With ``--launch`` every trial also launches its Ray Train
+   run (a TorchTrainer with a loop that returns at once) on both sides: trex through its NodeRunner's
+   launcher (``bench_hooks.setup_launch``), Tune through a function trainable that launches the same
+   TorchTrainer (``RayTrainLauncher``), as a Tune user tunes a Ray Train run; both at the same
+   concurrency (one CPU a Train worker). ``overhead_ratio_launch`` = trex wall / Tune wall.
 2. **Decision latency**: result in -> next dispatch (``Researcher.on_result`` + ``next_nodes(1)``, journal
    on tmpfs, snapshots every 50 events as in a run) on synthetic trees of 10^2, 10^3, 10^4 nodes built
    from events. Goal: <= 10 ms at 10^4 nodes.
 
     python benchmarks/overhead.py --quick --json
     python benchmarks/overhead.py --trials 100 --sizes 100 1000 10000
+    python benchmarks/overhead.py --launch --trials 20 --skip-latency --json   # the real trial launch
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ def _hf_eval(task: Any) -> Any:
     return task.model_copy(update={"eval": task.eval.model_copy(update={"backend": "hf"})})
 
 
-def _init_ray(cpus: int, hook: bool) -> None:
-    """A fresh local cluster; ``hook``: every worker's run_plan is a no-op (trex's side only)."""
+def _init_ray(cpus: int, hook: bool | str) -> None:
+    """A fresh local cluster; ``hook``: every worker's run_plan is a no-op (trex's side only), or the
+    named ``bench_hooks`` setup function."""
     import ray
 
     from trex_ray.runtime.env import worker_env
@@ -51,7 +57,7 @@ def _init_ray(cpus: int, hook: bool) -> None:
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]
     runtime_env: dict[str, Any] = {"env_vars": env}
     if hook:
-        runtime_env["worker_process_setup_hook"] = "bench_hooks.setup_noop"
+        runtime_env["worker_process_setup_hook"] = hook if isinstance(hook, str) else "bench_hooks.setup_noop"
     ray.init(
         address="local",
         num_cpus=cpus,
@@ -133,15 +139,40 @@ def _noop_trainable(config: dict[str, Any]) -> dict[str, float]:
     return {"score": float(config["x"])}
 
 
-def tune_noop(trials: int, cpus_per_trial: float) -> dict[str, Any]:
+def _launch_trainable(config: dict[str, Any]) -> dict[str, float]:
+    """A Tune trial that launches a Ray Train run (the loop returns at once), as trex's trials do."""
+    from bench_hooks import noop_loop
+
+    from trex_ray.runtime.train_launcher import RayTrainLauncher
+
+    storage = tempfile.mkdtemp(prefix="tune-launch-")
+    try:
+        RayTrainLauncher(cpus_per_worker=config["cpus"], storage_path=storage).launch(noop_loop, {})
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    return {"score": float(config["x"])}
+
+
+def tune_noop(trials: int, cpus_per_trial: float, launch: bool = False, cpus: int = 2) -> dict[str, Any]:
+    """``launch``: each trial launches a Ray Train run holding ``cpus_per_trial`` (the Tune trial itself
+    holds 0.01 CPU), at most ``cpus / cpus_per_trial`` at once, as trex's slots."""
     from ray import tune
 
     storage = Path(tempfile.mkdtemp(prefix="tune-overhead-"))
+    trainable = (
+        tune.with_resources(_launch_trainable, {"cpu": 0.01})
+        if launch
+        else tune.with_resources(_noop_trainable, {"cpu": cpus_per_trial})
+    )
+    space = {"x": tune.uniform(0, 1), "cpus": cpus_per_trial}
+    concurrent = max(1, int(cpus / cpus_per_trial)) if launch else None
     try:
         tuner = tune.Tuner(
-            tune.with_resources(_noop_trainable, {"cpu": cpus_per_trial}),
-            param_space={"x": tune.uniform(0, 1)},
-            tune_config=tune.TuneConfig(num_samples=trials, metric="score", mode="max"),
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                num_samples=trials, metric="score", mode="max", max_concurrent_trials=concurrent
+            ),
             run_config=tune.RunConfig(storage_path=str(storage), name="noop", verbose=0),
         )
         t0 = time.perf_counter()
@@ -304,6 +335,7 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=None)
     ap.add_argument("--skip-dispatch", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--launch", action="store_true", help="each trial launches its Ray Train run")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     trials = args.trials or (40 if args.quick else 100)
@@ -321,10 +353,10 @@ def main() -> None:
         load_before = os.getloadavg()
         _init_ray(args.cpus, hook=False)
         try:
-            tune = tune_noop(trials, args.cpus_per_trial)
+            tune = tune_noop(trials, args.cpus_per_trial, launch=args.launch, cpus=args.cpus)
         finally:
             ray.shutdown()
-        _init_ray(args.cpus, hook=True)
+        _init_ray(args.cpus, hook="bench_hooks.setup_launch" if args.launch else True)
         try:
             trex = trex_noop(trials, args.cpus_per_trial)
         finally:
@@ -336,13 +368,16 @@ def main() -> None:
                 "cpus_per_trial": args.cpus_per_trial,
                 "trex": trex,
                 "tune": tune,
-                "overhead_ratio": round(trex["wall_s"] / tune["wall_s"], 3),
+                "trial": "Ray Train launch, no-op loop" if args.launch else "no-op",
+                "overhead_ratio" + ("_launch" if args.launch else ""): round(
+                    trex["wall_s"] / tune["wall_s"], 3
+                ),
                 "overhead_ratio_incl_setup": round((trex["wall_s"] + trex["setup_s"]) / tune["wall_s"], 3),
                 "load_before_dispatch": [round(x, 2) for x in load_before],
             }
         )
     summary.update({"wall_s": round(time.perf_counter() - t0, 1), "machine": machine()})
-    emit(summary, args.json, f"overhead-{summary['mode']}.json")
+    emit(summary, args.json, f"overhead-{summary['mode']}{'-launch' if args.launch else ''}.json")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ full budget minus ``--tolerance`` (per seed; the summary is the geometric mean o
 the *test* score of the model a strategy would pick: the one with the best measured (noisy) metric,
 scored by the surrogate's noise-free metric, so that many noisy draws do not win by luck.
 
+Every figure it writes is simulated (its JSON says ``"simulated": true``); ``real_check.py`` runs the
+same strategies on real trials. Seeds come in two sets: ``dev`` (0-9), on which every change to a
+strategy was decided, and ``heldout`` (1000-1029), which no change was tuned on: the headline.
+
     python benchmarks/search_efficiency.py --quick --json
-    python benchmarks/search_efficiency.py --seeds 10 --budget 4800 --cost fitted
-    python benchmarks/search_efficiency.py --first-seed 10 --seeds 30 --json   # other seeds, other files
+    python benchmarks/search_efficiency.py --seed-set heldout --cost fitted
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from strategies import STRATEGIES, TreeSearch
 from surrogate import CostModel, SurrogateExecutor, SurrogateModel
 
 PEERS = ("greedy", "random", "tune-tpe-asha", "tune-pbt")
+SEED_SETS = {"dev": range(0, 10), "heldout": range(1000, 1030)}
+BUDGET_TRIALS = {"quick": 12, "full": 24}  # the budget in one-epoch trials (start-up + epoch + evaluation)
 
 
 def run_one(
@@ -105,6 +110,7 @@ def summarize(runs: dict[str, dict[int, Outcome]], budget: float, tolerance: flo
         "ratio_vs_each_peer": vs,
         "ratio_per_seed": [round(r, 3) for r in ratios],
         "trex_beats_best_peer_seeds": f"{sum(r < 1 for r in ratios)}/{len(ratios)}",
+        "trex_loses_to_best_peer_seeds": f"{sum(r > 1 for r in ratios)}/{len(ratios)}",
         "strategies": strategies,
         "per_seed": per_seed,
     }
@@ -125,7 +131,7 @@ def plot(runs: dict[str, dict[int, Outcome]], budget: float, path: Any, title: s
         hi = [max(v if v is not None else 0.0 for v in col) for col in zip(*rows, strict=True)]
         (line,) = ax.plot(grid, mean, label=name, lw=2.2 if name == "trex" else 1.4)
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.12)
-    ax.set_xlabel("compute-seconds spent (surrogate, all slots)")
+    ax.set_xlabel("compute-seconds spent (simulated: surrogate, all slots)")
     ax.set_ylabel("test accuracy of the selected model\n(mean over seeds; band: min-max)")
     ax.set_ylim(0.3, 1.0)
     ax.set_title(title, fontsize=9)
@@ -140,9 +146,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, a smaller budget")
     ap.add_argument("--json", action="store_true", help="print the summary as one compact JSON line")
-    ap.add_argument("--seeds", type=int, default=None)
-    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--budget", type=float, default=None, help="compute-seconds per strategy and seed")
+    ap.add_argument("--seed-set", choices=sorted(SEED_SETS), default="dev")
+    ap.add_argument("--seeds", type=int, default=None, help="only the first N seeds of the set")
+    ap.add_argument(
+        "--budget", type=float, default=None, help="compute-seconds per strategy and seed (default: "
+        "12 quick / 24 full one-epoch trials' cost)"
+    )
     ap.add_argument("--slots", type=int, default=4)
     ap.add_argument(
         "--cost",
@@ -158,28 +167,32 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     for name in ("trex_ray", "ray", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    seeds, first = args.seeds or (3 if args.quick else 10), args.first_seed
+    seeds = list(SEED_SETS[args.seed_set])[: args.seeds or (3 if args.quick else None)]
     model = SurrogateModel.load()
     costs = CostModel.from_model(model)
     costs = costs.epochs_only() if args.cost == "epochs" else costs
-    budget = args.budget or (2400.0 if args.quick else 4800.0) * (1 if args.cost == "epochs" else 2)
+    size = "quick" if args.quick else "full"
+    budget = args.budget or BUDGET_TRIALS[size] * (costs.start_s + costs.epoch_s + costs.eval_s)
     t0 = time.perf_counter()
     runs = {
-        name: {s: run_one(name, s, model, costs, args.slots, budget) for s in range(first, first + seeds)}
+        name: {s: run_one(name, s, model, costs, args.slots, budget) for s in seeds}
         for name in args.strategies
     }
     summary = summarize(runs, budget, args.tolerance)
-    tag = f"{'quick' if args.quick else 'full'}-{args.cost}"
-    tag += f"-seeds{first}-{first + seeds - 1}" if first else ""
+    tag = f"{size}-{args.cost}-{args.seed_set}"
     png = args.results_dir / f"search_efficiency-{tag}.png"
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    title = f"seeds {first}-{first + seeds - 1}, {args.slots} slots, budget {budget:.0f} s, cost={args.cost}"
+    title = (f"SIMULATED, {args.seed_set} seeds {seeds[0]}-{seeds[-1]}, {args.slots} slots, "
+             f"budget {budget:.0f} s, cost={args.cost}")
     plot(runs, budget, png, title)
     summary = {
         "benchmark": "search_efficiency",
+        "simulated": True,
+        "surrogate": "benchmarks/data/surrogate_fit.json (fitted on benchmarks/data/real_trials.jsonl)",
         "mode": tag,
-        "seeds": seeds,
-        "first_seed": first,
+        "seed_set": args.seed_set,
+        "seeds": len(seeds),
+        "first_seed": seeds[0],
         "slots": args.slots,
         "budget_compute_s": budget,
         "cost_model": {"start_s": costs.start_s, "epoch_s": costs.epoch_s, "eval_s": costs.eval_s},

@@ -39,6 +39,9 @@ class JobSpec:
     evaluate_at: tuple[float, ...] = (1.0,)  # fractions where the metric is measured (costs eval_s)
     same_run: bool = False  # continues the parent's run (PBT between perturbations): keeps its noise
     pays_start: bool = True
+    # the strategy picks its model by validation loss and evaluates nothing (PBT): the checkpoint with the
+    # lowest validation loss reported so far is its pick, scored without charge
+    select_by_val: bool = False
 
 
 @dataclass
@@ -102,8 +105,9 @@ class Strategy(Protocol):
 @dataclass
 class Outcome:
     """``curve``: (compute, test score of the selected model) each time the selection changes: the model
-    with the best *measured* metric so far is selected, and scored by its noise-free metric (a test set's
-    view); ``observed``: (compute, best measured metric)."""
+    with the best *measured* metric so far is selected (the lowest validation loss for ``select_by_val``
+    jobs), and scored by its noise-free metric (a test set's view); ``observed``: (compute, best measured
+    metric)."""
 
     curve: list[tuple[float, float]] = field(default_factory=list)
     observed: list[tuple[float, float]] = field(default_factory=list)
@@ -112,7 +116,8 @@ class Outcome:
     compute: float = 0.0
     sim_time: float = 0.0
     best_metric: float = -math.inf
-    best_true: float | None = None  # the noise-free metric of the best-scored model
+    best_val: float = math.inf  # the lowest validation loss reported (select_by_val jobs)
+    best_true: float | None = None  # the noise-free metric of the selected model
 
 
 class Engine:
@@ -166,12 +171,16 @@ class Engine:
         return out
 
     def _record(self, out: Outcome, report: Report, job: Job) -> None:
-        if report.metric is None or report.metric <= out.best_metric:
-            return
-        out.best_metric = report.metric
-        model = job.sim.model
-        out.best_true = model.metric_at(job.sim.plan, job.sim.state_at(report.fraction).p)
-        out.observed.append((out.compute, report.metric))
+        if job.spec.select_by_val:
+            if report.diverged or not math.isfinite(report.val_loss) or report.val_loss >= out.best_val:
+                return
+            out.best_val = report.val_loss
+        else:
+            if report.metric is None or report.metric <= out.best_metric:
+                return
+            out.best_metric = report.metric
+            out.observed.append((out.compute, report.metric))
+        out.best_true = job.sim.true_metric_at(report.fraction)
         out.curve.append((out.compute, out.best_true))
 
 

@@ -16,6 +16,7 @@ epochs, the cleaning ops, template, weight decay) and reports validation loss ev
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -26,92 +27,56 @@ from typing import Any
 
 import numpy as np
 from sim import Action, Job, JobSpec, Report
-from surrogate import OPS, State
+from space import (
+    EPOCHS,
+    LR_RANGE,
+    OPS,
+    TASK,
+    TEMPLATES,
+    WEIGHT_DECAYS,
+    plan_from_config,
+    sample_config,
+    tune_space,
+)
+from surrogate import State
 
 from trex_ray.research import Researcher
 from trex_ray.spec import (
     Budget,
     Cost,
-    DataOp,
-    DataRecipe,
     Decision,
     FailureKind,
     Outcome,
-    Plan,
     Progress,
     Result,
     TaskSpec,
     TrainMode,
-    TrainRecipe,
 )
 from trex_ray.tree import Node, SearchTree, UCTPolicy
 from trex_ray.tree.policy import MAX_CHILDREN
 
 log = logging.getLogger(__name__)
 
-LR_RANGE = (1e-4, 3e-2)
-EPOCHS = (1, 6)
-# The data profile of the real sentiment runs (/tmp/demo1/run): what the planner sees.
-PROFILE = {
-    "train_examples": 2000,
-    "duplicate_fraction": 0.0295,
-    "noise_estimate": 0.0945,
-    "suggested_max_words": 40,
-    "targets_are_labels": True,
-}
 
 
 def sentiment_task(seed: int) -> TaskSpec:
+    """The real built-in task every strategy searches, with an unbounded node budget (the simulated
+    compute budget ends the search)."""
     from trex_ray.ftbench.registry import builtin_task
 
-    task = builtin_task("sentiment")
+    task = builtin_task(TASK)
     return task.model_copy(
         update={"budget": Budget(max_nodes=100_000), "search": task.search.model_copy(update={"seed": seed})}
     )
 
 
-# --- the shared search space ------------------------------------------------------------------
-def tune_space() -> dict[str, Any]:
-    from ray import tune
+@functools.cache
+def task_profile() -> dict[str, Any]:
+    """What the planner sees of the task, as in a real run (``execute/data.py`` ``profile``): the data's
+    sizes, noise and duplicates, and the model's facts (135 M parameters, pretrained, chat template)."""
+    from trex_ray.execute.data import profile
 
-    return {
-        "mode": tune.choice(["full", "lora"]),
-        "lr": tune.loguniform(*LR_RANGE),
-        "epochs": tune.randint(EPOCHS[0], EPOCHS[1] + 1),
-        "template": tune.choice(["plain", "instruct", "qa"]),
-        "weight_decay": tune.choice([0.0, 0.1]),
-        **{op: tune.choice([False, True]) for op in OPS},
-    }
-
-
-def sample_config(rng: random.Random) -> dict[str, Any]:
-    lo, hi = math.log(LR_RANGE[0]), math.log(LR_RANGE[1])
-    return {
-        "mode": rng.choice(["full", "lora"]),
-        "lr": math.exp(rng.uniform(lo, hi)),
-        "epochs": rng.randint(*EPOCHS),
-        "template": rng.choice(["plain", "instruct", "qa"]),
-        "weight_decay": rng.choice([0.0, 0.1]),
-        **{op: rng.random() < 0.5 for op in OPS},
-    }
-
-
-def plan_from_config(
-    config: dict[str, Any], seed: int, epochs: float | None = None, warm: bool = False
-) -> Plan:
-    params = {"length_filter": {"max_words": PROFILE["suggested_max_words"]}}
-    ops = [DataOp(op=op, params=params.get(op, {})) for op in OPS if config.get(op)]
-    mode = TrainMode(config["mode"])
-    lora = {"lora_r": 16, "lora_alpha": 32} if mode is TrainMode.lora else {}
-    train = TrainRecipe(
-        mode=mode,
-        learning_rate=float(min(1.0, config["lr"])),
-        epochs=float(epochs if epochs is not None else config["epochs"]),
-        weight_decay=float(config.get("weight_decay", 0.0)),
-        warm_start=warm,
-        **lora,
-    )  # type: ignore[arg-type]
-    return Plan(data=DataRecipe(ops=ops, template=config.get("template", "plain")), train=train, seed=seed)
+    return profile(sentiment_task(0))
 
 
 def _epoch_fractions(epochs: float) -> tuple[float, ...]:
@@ -159,7 +124,7 @@ class TreeSearch:
             tempfile.mkdtemp(prefix="trex-sim-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
         )
         self.researcher = Researcher.open(
-            self.dir / "run", sentiment_task(seed), profile=PROFILE, run_id="sim"
+            self.dir / "run", sentiment_task(seed), profile=task_profile(), run_id="sim"
         )
         if policy is not None:
             self.researcher.policy = policy
@@ -296,9 +261,15 @@ def _tune_result(report: Report, epochs_done: float) -> dict[str, Any]:
 
 
 class TuneTPEASHA:
+    """Optuna's TPE with its documented default start-up (``n_startup_trials=10`` random trials before
+    the model), under Ray Tune's ``ASHAScheduler`` with its documented defaults (``grace_period=1``,
+    ``reduction_factor=4``) and ``max_t`` the space's most epochs."""
+
     name = "tune-tpe-asha"
 
-    def __init__(self, seed: int, max_t: int = EPOCHS[1], grace: int = 1, eta: int = 2) -> None:
+    def __init__(
+        self, seed: int, max_t: int = EPOCHS[1], grace: int = 1, eta: int = 4, startup: int = 10
+    ) -> None:
         import optuna
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.optuna import OptunaSearch
@@ -308,7 +279,10 @@ class TuneTPEASHA:
         space = OptunaSearch.convert_search_space(tune_space())
         self.seed = seed
         self.searcher = OptunaSearch(
-            space=space, metric="val_loss", mode="min", sampler=optuna.samplers.TPESampler(seed=seed)
+            space=space,
+            metric="val_loss",
+            mode="min",
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
         )
         self.scheduler = ASHAScheduler(
             time_attr="training_iteration",
@@ -384,6 +358,13 @@ class _StubController:
 
 
 class TunePBT:
+    """Ray Tune's ``PopulationBasedTraining`` with its defaults (quantile 0.25, resample probability 0.25,
+    perturbation factors 1.2/0.8), a population of 4 (one a slot; Tune's PBT example: 2-4 suffice),
+    ``perturbation_interval`` 2 epochs with a checkpoint at each (the docs: not too often, it costs a
+    checkpoint). It ranks members by the validation loss of their reports, so it runs no metric
+    evaluation and pays none; the member it would return (the best validation loss so far) is scored for
+    free (``JobSpec.select_by_val``)."""
+
     name = "tune-pbt"
 
     def __init__(self, seed: int, population: int = 4, interval: int = 2) -> None:
@@ -394,10 +375,10 @@ class TunePBT:
         np.random.seed(seed)
         self.seed, self.interval, self.population = seed, interval, population
         self.rng = random.Random(seed)
-        mutations = {
+        mutations = {  # all of the space but the mode (a LoRA checkpoint does not continue as full)
             "lr": tune.loguniform(*LR_RANGE),
-            "weight_decay": [0.0, 0.1],
-            "template": ["plain", "instruct", "qa"],
+            "weight_decay": list(WEIGHT_DECAYS),
+            "template": list(TEMPLATES),
             **{op: [False, True] for op in OPS},
         }
         self.scheduler = PopulationBasedTraining(
@@ -430,7 +411,8 @@ class TunePBT:
             plan=plan,
             parent=parent,
             fractions=_epoch_fractions(self.interval),
-            evaluate_at=(1.0,),
+            evaluate_at=(),
+            select_by_val=True,
             same_run=same_run,
             pays_start=pays_start,
         )

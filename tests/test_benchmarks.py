@@ -14,7 +14,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import sim  # noqa: E402
-import surrogate  # noqa: E402
+import space  # noqa: E402
+import surrogate_fit  # noqa: E402
 from surrogate import CostModel, SurrogateExecutor, SurrogateModel  # noqa: E402
 
 from trex_ray.spec import DataOp, DataRecipe, Plan, TrainMode, TrainRecipe  # noqa: E402
@@ -58,23 +59,23 @@ def test_warm_start_continues_the_parent_and_pays_only_its_epochs():
     assert CostModel.from_model(MODEL).epochs_only().start_s == 0
 
 
-def test_high_learning_rates_collapse_to_the_majority_label_and_lora_loss_stays_flat():
+def test_high_learning_rates_collapse_to_one_label_and_the_base_is_the_start():
     assert MODEL.metric_at(_plan(lr=0.05), 5.0) == pytest.approx(MODEL.m_maj, abs=0.02)
-    lora = _plan(mode="lora", lr=1e-2)
-    assert MODEL.val_at(lora, 0.0) == MODEL.val_at(lora, 5.0)
+    assert MODEL.metric_at(_plan(), 0.0) == MODEL.m_base  # the pretrained model, untrained
+    lora = _plan(mode="lora", lr=3e-3)
+    assert MODEL.val_at(lora, 2.0) < MODEL.val_at(lora, 0.0)  # LoRA learns on a pretrained model
 
 
 def test_nelder_mead_and_fit_recover_a_known_model():
-    assert surrogate.nelder_mead(lambda x: (x[0] - 2) ** 2 + (x[1] + 1) ** 2, [0.0, 0.0]) == pytest.approx(
-        [2.0, -1.0], abs=1e-3
-    )
+    best = surrogate_fit.nelder_mead(lambda x: (x[0] - 2) ** 2 + (x[1] + 1) ** 2, [0.0, 0.0])
+    assert best == pytest.approx([2.0, -1.0], abs=1e-3)
     truth = SurrogateModel(m_top=0.8, tau=1.0, mu_full=-3.0, sigma=1.0)
     data = []
     for i, (lr, ep) in enumerate([(1e-4, 3), (5e-4, 1), (5e-4, 3), (1e-3, 2), (2e-3, 4), (3e-4, 6)]):
         plan = _plan(lr=lr, epochs=ep)
         p = ep * truth.eff(lr, TrainMode.full)
         data.append(
-            surrogate.Observation(
+            surrogate_fit.Observation(
                 "s",
                 plan,
                 None,
@@ -87,14 +88,55 @@ def test_nelder_mead_and_fit_recover_a_known_model():
                 100,
             )
         )
-    fitted = surrogate.fit(data, SurrogateModel())
+    fitted = surrogate_fit.fit(data, SurrogateModel())
     assert fitted.fit_info["metric_rmse"] < 0.03
 
 
 def test_the_committed_fit_loads_and_describes_itself():
     model = SurrogateModel.load()
-    assert 0.5 < model.m_top < 1.0 and model.epoch_s > 0
-    assert "| trial |" in surrogate.describe(model)
+    assert 0.3 < model.m_top <= 1.0 and model.epoch_s > 0 and model.fit_info["n_trials"] >= 1
+    assert "| trial |" in surrogate_fit.describe(model)
+
+
+def test_check_finds_a_fit_that_differs_from_its_rebuild():
+    fit = json.loads(MODEL.to_json())
+    assert surrogate_fit.differences(fit, json.loads(MODEL.to_json())) == []
+    changed = {**fit, "mu_full": fit["mu_full"] + 0.1, "fit_info": {"n_trials": 3}}
+    lines = surrogate_fit.differences(changed, fit)
+    assert any(line.startswith("fit.mu_full:") for line in lines) and len(lines) == 2
+
+
+@pytest.mark.slow
+def test_the_committed_fit_is_the_rebuild_of_the_committed_trials():
+    out = subprocess.run([sys.executable, str(BENCH / "surrogate.py"), "--check"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:]
+
+
+def test_trial_table_headers_are_skipped_and_crashes_left_out(tmp_path):
+    plan = space.plan_from_config(space.sample_config(__import__("random").Random(0)), seed=0)
+    ok = {"outcome": "finished", "metric": 0.6, "curve": [{"fraction": 1.0, "step": 16, "train_loss": 1.0,
+                                                            "val_loss": 0.7}], "checkpoint": "c"}
+    crash = {"outcome": "failed", "failure": "error", "error": "boom"}
+    rows = [{"header": {"command": "python benchmarks/real_trials.py"}},
+            {"name": "a", "parent": None, "plan": plan.model_dump(mode="json"), "result": ok},
+            {"name": "b", "parent": None, "plan": plan.model_dump(mode="json"), "result": crash}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (obs,) = surrogate_fit.observations_from_trials(path)
+    assert obs.key == "trials:a" and obs.metric == 0.6 and obs.curve == [(1.0, 0.7)]
+
+
+def test_the_space_is_one_for_all():
+    import random
+
+    rng = random.Random(1)
+    configs = [space.sample_config(rng) for _ in range(200)]
+    assert all(space.in_space(c) for c in configs)
+    assert {c["mode"] for c in configs} == set(space.MODES)
+    plan = space.plan_from_config(configs[0], seed=0, epochs=3)
+    assert plan.train.batch_size == space.BATCH and plan.train.epochs == 3
+    assert plan.train.eval_every_fraction == pytest.approx(1 / 3)
 
 
 # --- the simulated cluster -------------------------------------------------------------------------
@@ -132,6 +174,24 @@ def test_engine_runs_slots_reports_and_budget():
     assert tight.compute == pytest.approx(12.0) and not tight.curve
 
 
+def test_a_strategy_that_selects_by_validation_loss_pays_no_evaluation():
+    costs = CostModel.from_model(MODEL).epochs_only()
+
+    class ByVal(_Fixed):
+        def next_jobs(self, free: int) -> list[sim.JobSpec]:
+            out = [sim.JobSpec(tag=i, plan=p, fractions=(0.5, 1.0), evaluate_at=(), select_by_val=True)
+                   for i, p in enumerate(self.todo[:free])]
+            self.todo = self.todo[free:]
+            return out
+
+        def on_report(self, job: sim.Job, report: sim.Report) -> sim.Action:
+            return sim.Action.CONTINUE
+
+    out = sim.Engine(SurrogateExecutor(MODEL, costs, 0), slots=3, budget=1000.0).run(ByVal())
+    assert out.compute == pytest.approx(20 + 20 + 9.7)  # training only: no evaluation charged
+    assert out.curve and not out.observed and math.isfinite(out.best_val)
+
+
 def test_curve_helpers():
     curve = [(10.0, 0.5), (30.0, 0.7), (50.0, 0.65)]
     assert (
@@ -163,6 +223,7 @@ def test_summary_ratio_is_trex_over_the_best_peer():
     s = search_efficiency.summarize(runs, budget=1000.0, tolerance=0.01)
     assert s["per_seed"][0]["best_peer"] == "random" and s["compute_to_target_ratio"] == 0.5
     assert s["censored_seeds"] == 0 and s["trex_beats_best_peer_seeds"] == "1/1"
+    assert s["trex_loses_to_best_peer_seeds"] == "0/1"
 
 
 # --- overhead, utilization, gpu_train building blocks ------------------------------------------------
@@ -219,9 +280,10 @@ def test_search_efficiency_quick_prints_its_json_last(tmp_path):
         str(tmp_path),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-    assert (tmp_path / "search_efficiency-quick-epochs.png").stat().st_size > 0
+    assert (tmp_path / "search_efficiency-quick-epochs-dev.png").stat().st_size > 0
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["benchmark"] == "search_efficiency" and summary["compute_to_target_ratio"] > 0
+    assert summary["simulated"] is True and summary["seed_set"] == "dev"
     assert set(summary["strategies"]) == {"trex", "greedy", "random", "tune-tpe-asha", "tune-pbt"}
 
 
