@@ -10,6 +10,11 @@ After every kill, and at the end (a last resume runs the search to its end), eve
 completed before (a result in the journal) must still be there with the same outcome, metric
 and checkpoint; a node missing or changed counts as lost. The journal's sequence numbers must
 stay contiguous. Goal: 20 kills, 0 lost.
+
+The summary also says how the search ended — trained nodes scored (a validation metric), outcomes,
+the last resume's exit code and stop reason — and, per cycle, how long the (re)started run took to
+reach each phase (`phases`: lease taken, Ray up, first journal event, first trial dispatched, first
+progress report, first node finished), read from the run folder after the kill.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from common import ROOT, emit, machine
 
 from trex_ray.store import Store, read_tree
+from trex_ray.tree import SearchTree
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # Tiny data, HF generate (no vLLM engine to start again after every kill): trials of seconds.
@@ -56,6 +62,46 @@ def wait_active(proc: subprocess.Popen, run_dir: Path, before: int, timeout: flo
     deadline = time.time() + timeout
     while journal_lines(run_dir) <= before and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
+
+
+# The first event of each kind after a (re)start marks a phase; "first_event" is the Researcher at work
+# (re-queueing what the kill interrupted, or dispatching).
+_PHASE_EVENTS = {"node_started": "first_dispatch", "node_progress": "first_progress",
+                 "node_finished": "first_result"}
+
+
+def phases(run_dir: Path, since: float) -> dict[str, float | None]:
+    """Seconds from ``since`` (the process's launch) to each phase the run folder shows, None if not
+    reached: ``lease`` (the lease file written: CLI imports, task read), ``ray_up`` (the driver's
+    address hint: the local cluster started), then the journal's first event and first event of each
+    kind in ``_PHASE_EVENTS``."""
+    out: dict[str, float | None] = {"lease": None, "ray_up": None, "first_event": None,
+                                    **dict.fromkeys(_PHASE_EVENTS.values())}
+    for key, name in (("lease", "lease"), ("ray_up", "ray_address")):
+        path = run_dir / name
+        if path.is_file() and path.stat().st_mtime >= since:
+            out[key] = round(path.stat().st_mtime - since, 2)
+    if not (run_dir / "journal.jsonl").is_file():
+        return out
+    for event in Store(run_dir, readonly=True).events():
+        if event.time < since:
+            continue
+        if out["first_event"] is None:
+            out["first_event"] = round(event.time - since, 2)
+        key = _PHASE_EVENTS.get(event.kind.value)
+        if key and out[key] is None:
+            out[key] = round(event.time - since, 2)
+    return out
+
+
+def scored(tree: SearchTree) -> dict[str, Any]:
+    """How the search ended: trained nodes with a validation metric, and every node's status."""
+    trained = [n for n in tree if n.parent is not None]
+    statuses: dict[str, int] = {}
+    for node in trained:
+        statuses[node.status.value] = statuses.get(node.status.value, 0) + 1
+    return {"trained_nodes": len(trained), "trained_scored": sum(n.metric is not None for n in trained),
+            "trained_by_status": statuses, "base_scored": tree.get("n0").metric is not None}
 
 
 def contiguous(run_dir: Path) -> bool:
@@ -114,7 +160,7 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
     t0 = time.time()
     for i in range(kills):
         fresh = not (run_dir / "journal.jsonl").exists()  # killed before its first event: run again
-        before = journal_lines(run_dir)
+        before, launched = journal_lines(run_dir), time.time()
         proc = start(run_dir, first=fresh, max_nodes=max_nodes, env=env, log=log)
         wait_active(proc, run_dir, before)
         delay = rng.uniform(low, high)
@@ -130,15 +176,19 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
         lost |= set(lost_since(seen, now))
         seen |= now
         intact = contiguous(run_dir) if now else True
-        cycles.append({"cycle": i + 1, "delay_s": round(delay, 1), "completed": len(now),
-                       "leftover_pids": leftovers, "journal_contiguous": intact})
+        cycles.append({"cycle": i + 1, "resume": not fresh, "delay_s": round(delay, 1),
+                       "alive_s": round(time.time() - launched, 1), "completed": len(now),
+                       "leftover_pids": leftovers, "journal_contiguous": intact,
+                       "phases": phases(run_dir, launched)})
         print(f"kill {i + 1}/{kills} after {delay:.0f} s: {len(now)} nodes completed, "
-              f"lost so far {len(lost)}", flush=True)
+              f"lost so far {len(lost)}; phases {cycles[-1]['phases']}", flush=True)
         if done_early:
             break
+    launched = time.time()
     final = start(run_dir, first=not (run_dir / "journal.jsonl").exists(), max_nodes=max_nodes, env=env,
                   log=log)
     final_rc = final.wait(timeout=3600)
+    final_phases = phases(run_dir, launched)
     end = completed(run_dir)
     lost |= set(lost_since(seen, end))
     tree = read_tree(run_dir)
@@ -152,6 +202,9 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
         "all_done": all(n.status.done for n in tree),
         "finished_reason": tree.finished_reason,
         "final_rc": final_rc,
+        "max_nodes": max_nodes,
+        **scored(tree),
+        "final_phases": final_phases,
         "journal_contiguous": contiguous(run_dir) and all(c["journal_contiguous"] for c in cycles),
         "leftover_pids": sum(c["leftover_pids"] for c in cycles),
         "search_ended_before_last_kill": done_early,
@@ -177,7 +230,8 @@ def main() -> int:
     summary = {"benchmark": "chaos", "machine": machine(), "command": " ".join(sys.argv),
                "work_dir": str(work), **result}
     emit(summary, args.json, out_name="chaos.json" if args.kills >= 10 else None)
-    ok = summary["completed_nodes_lost"] == 0 and summary["all_done"] and summary["final_rc"] == 0
+    ok = (summary["completed_nodes_lost"] == 0 and summary["all_done"] and summary["final_rc"] == 0
+          and summary["trained_scored"] > 0)
     return 0 if ok else 1
 
 
