@@ -6,8 +6,8 @@
 One run of the built-in sentiment task (tiny model, 200 training / 50 eval rows, HF evaluation: chaos.py's
 settings) is started and its driver's process group SIGKILLed as soon as a trial has reported progress:
 a kill mid-trial. Then, for each repetition and each code tree in turn, `trex resume` is launched, timed
-until its first node finished (a `node_finished` event), left to run until a trial reports progress
-again, and killed there, so that every resume starts from a kill mid-trial. The phases (`chaos.phases`,
+until its first node finished (a `node_finished` event) and killed there: the trial in the other slot is
+then mid-way, so every resume starts from a kill with trials in flight. The phases (`chaos.phases`,
 seconds from the launch): lease taken, Ray up, first journal event (the Researcher at work), first trial
 dispatched, first progress report (a trial is training), first node finished. The machine is shared:
 `uptime` is recorded with every resume.
@@ -57,11 +57,8 @@ def one_resume(code: Path, run_dir: Path, env: dict[str, str], log: Path, timeou
     load = [round(x, 2) for x in os.getloadavg()]
     launched = time.time()
     proc = launch(code, ["resume", str(run_dir), "--quiet"], env, log)
-    got = wait_event(proc, run_dir, "node_finished", launched, timeout)
-    after = time.time()
-    if got:  # on to the next trial's first report: the next resume starts from a kill mid-trial
-        wait_event(proc, run_dir, "node_progress", after, timeout)
-    ended = proc.poll() is not None
+    wait_event(proc, run_dir, "node_finished", launched, timeout)
+    ended = proc.poll() is not None  # else killed at once, with the other slot's trial in flight
     if not ended:
         kill_group(proc)
     return {"code": str(code), "load_1_5_15": load, "search_ended": ended, **phases(run_dir, launched)}
