@@ -73,8 +73,9 @@ _PHASE_EVENTS = {"node_started": "first_dispatch", "node_progress": "first_progr
 def phases(run_dir: Path, since: float) -> dict[str, float | None]:
     """Seconds from ``since`` (the process's launch) to each phase the run folder shows, None if not
     reached: ``lease`` (the lease file written: CLI imports, task read), ``ray_up`` (the driver's
-    address hint: the local cluster started), then the journal's first event and first event of each
-    kind in ``_PHASE_EVENTS``."""
+    address hint: the local cluster started) — both read from files a killed driver leaves (one that
+    ends normally clears them) — then the journal's first event and first event of each kind in
+    ``_PHASE_EVENTS``."""
     out: dict[str, float | None] = {"lease": None, "ray_up": None, "first_event": None,
                                     **dict.fromkeys(_PHASE_EVENTS.values())}
     for key, name in (("lease", "lease"), ("ray_up", "ray_address")):
@@ -148,7 +149,8 @@ def start(run_dir: Path, first: bool, max_nodes: int, env: dict[str, str], log: 
                                 cwd=ROOT)
 
 
-def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: Path) -> dict[str, Any]:
+def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: Path,
+          retries: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     run_dir, log = work / "run", work / "chaos.log"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TREX_TEST_FAULTS")}
@@ -184,11 +186,19 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
               f"lost so far {len(lost)}; phases {cycles[-1]['phases']}", flush=True)
         if done_early:
             break
-    launched = time.time()
-    final = start(run_dir, first=not (run_dir / "journal.jsonl").exists(), max_nodes=max_nodes, env=env,
-                  log=log)
-    final_rc = final.wait(timeout=3600)
-    final_phases = phases(run_dir, launched)
+    # The last resume runs the search to its end. One that ends with the run unfinished (the machine's
+    # memory ran out and Ray's memory monitor killed the Researcher past its restarts, as on a shared box)
+    # is resumed again, as an operator would, up to `retries` times; each is reported.
+    finals: list[dict[str, Any]] = []
+    for _ in range(1 + retries):
+        launched = time.time()
+        final = start(run_dir, first=not (run_dir / "journal.jsonl").exists(), max_nodes=max_nodes, env=env,
+                      log=log)
+        final_rc = final.wait(timeout=3600)
+        finals.append({"rc": final_rc, "wall_s": round(time.time() - launched, 1),
+                       "phases": phases(run_dir, launched)})
+        if read_tree(run_dir).finished_reason is not None:
+            break
     end = completed(run_dir)
     lost |= set(lost_since(seen, end))
     tree = read_tree(run_dir)
@@ -204,7 +214,7 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
         "final_rc": final_rc,
         "max_nodes": max_nodes,
         **scored(tree),
-        "final_phases": final_phases,
+        "final_resumes": finals,
         "journal_contiguous": contiguous(run_dir) and all(c["journal_contiguous"] for c in cycles),
         "leftover_pids": sum(c["leftover_pids"] for c in cycles),
         "search_ended_before_last_kill": done_early,
@@ -221,15 +231,19 @@ def main() -> int:
                    help="seconds from the run's first new event to the kill: low")
     p.add_argument("--max-delay", type=float, default=60.0, help="... and high")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retries", type=int, default=0,
+                   help="resume again when the last resume ends with the run unfinished (reported)")
     p.add_argument("--work-dir", help="default: a new temp folder")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="trex-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
-    result = chaos(args.kills, args.max_nodes, args.min_delay, args.max_delay, args.seed, work)
+    result = chaos(args.kills, args.max_nodes, args.min_delay, args.max_delay, args.seed, work, args.retries)
     summary = {"benchmark": "chaos", "machine": machine(), "command": " ".join(sys.argv),
                "work_dir": str(work), **result}
-    emit(summary, args.json, out_name="chaos.json" if args.kills >= 10 else None)
+    name = "chaos.json" if (args.kills, args.max_nodes) == (20, 40) else \
+        f"chaos-k{args.kills}-n{args.max_nodes}.json"
+    emit(summary, args.json, out_name=name if args.kills >= 10 else None)
     ok = (summary["completed_nodes_lost"] == 0 and summary["all_done"] and summary["final_rc"] == 0
           and summary["trained_scored"] > 0)
     return 0 if ok else 1
