@@ -5,18 +5,20 @@
 
 One run of the built-in sentiment task (tiny model, 200 training / 50 eval rows, HF evaluation: chaos.py's
 settings) is started and its driver's process group SIGKILLed as soon as a trial has reported progress:
-a kill mid-trial. Then, for each repetition and each code tree in turn, `trex resume` is launched, timed
-until its first node finished (a `node_finished` event) and killed there: the trial in the other slot is
-then mid-way, so every resume starts from a kill with trials in flight. The phases (`chaos.phases`,
-seconds from the launch): lease taken, Ray up, first journal event (the Researcher at work), first trial
-dispatched, first progress report (a trial is training), first node finished. The machine is shared:
-`uptime` is recorded with every resume.
+a kill mid-trial, and the run folder as the kill left it is kept. Then, for each repetition and each code
+tree in turn (ABBA: the order flips every repetition), that folder is copied back, `trex resume` is launched,
+timed until its first node finished (a `node_finished` event: finished or stopped early) and killed: every
+resume starts from the same state (the same trials in flight, the same data cache) and does the same work.
+The phases (`chaos.phases`, seconds from the launch): lease taken, Ray up, first journal event (the
+Researcher at work), first trial dispatched, first progress report (a trial is training), first node
+finished. The machine is shared: the load average is recorded with every resume.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,9 +76,13 @@ def measure(codes: list[Path], reps: int, max_nodes: int, timeout: float, work: 
     if not wait_event(first, run_dir, "node_progress", started, timeout):
         raise SystemExit(f"the first run never reported progress; see {log}")
     kill_group(first)
+    template = work / "killed"
+    shutil.copytree(run_dir, template, symlinks=True)
     resumes = []
     for rep in range(reps):
-        for code in codes:
+        for code in (codes if rep % 2 == 0 else codes[::-1]):
+            shutil.rmtree(run_dir)
+            shutil.copytree(template, run_dir, symlinks=True)
             row = {"rep": rep + 1, **one_resume(code, run_dir, env, log, timeout)}
             resumes.append(row)
             print(f"rep {rep + 1} {code}: {row}", flush=True)
