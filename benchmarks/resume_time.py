@@ -74,6 +74,8 @@ def measure(codes: list[Path], reps: int, max_nodes: int, timeout: float, work: 
     first = launch(codes[0], ["run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", str(max_nodes),
                               "--quiet", *TINY], env, log)
     if not wait_event(first, run_dir, "node_progress", started, timeout):
+        if first.poll() is None:
+            kill_group(first)
         raise SystemExit(f"the first run never reported progress; see {log}")
     kill_group(first)
     template = work / "killed"
