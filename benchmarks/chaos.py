@@ -111,6 +111,9 @@ def contiguous(run_dir: Path) -> bool:
 
 
 def _group_pids(pgid: int) -> list[int]:
+    """Processes of the driver's group or session: Ray 2.60 puts each worker (Researcher, NodeRunners,
+    Ray Train's controller and workers) in a process group of its own, and a worker whose raylet was
+    SIGKILLed lives on for a minute or two (training, holding its memory); the session still names it."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -118,13 +121,14 @@ def _group_pids(pgid: int) -> list[int]:
                 fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pgid:
+            if pgid in (int(fields[2]), int(fields[3])) and fields[0] != "Z":
                 pids.append(int(proc.name))
     return pids
 
 
 def kill_group(proc: subprocess.Popen) -> int:
-    """SIGKILL the driver's process group; then any member still there, by pid. Returns leftovers."""
+    """SIGKILL the driver's process group, then every process of its session (the Ray workers), by pid,
+    until none is left. Returns how many outlived 20 s."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
