@@ -63,7 +63,20 @@ def one_resume(code: Path, run_dir: Path, env: dict[str, str], log: Path, timeou
     ended = proc.poll() is not None  # else killed at once, with the other slot's trial in flight
     if not ended:
         kill_group(proc)
-    return {"code": str(code), "load_1_5_15": load, "search_ended": ended, **phases(run_dir, launched)}
+    return {"code": str(code), "load_1_5_15": load, "search_ended": ended, **phases(run_dir, launched),
+            "first_node": _first_result(run_dir, launched)}
+
+
+def _first_result(run_dir: Path, since: float) -> dict[str, Any] | None:
+    """The first node that finished after ``since``: its outcome, wall time and its trial's own timings
+    (prepare, Ray Train, the loop's load and training, evaluation)."""
+    for event in Store(run_dir, readonly=True).events():
+        if event.kind.value == "node_finished" and event.time >= since:
+            result = event.payload["result"]
+            return {"node": event.node_id, "outcome": result["outcome"],
+                    "wall_s": round(result["cost"]["wall_seconds"], 1),
+                    "timings": (result.get("provenance") or {}).get("timings")}
+    return None
 
 
 def measure(codes: list[Path], reps: int, max_nodes: int, timeout: float, work: Path) -> dict[str, Any]:
