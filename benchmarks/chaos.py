@@ -10,6 +10,11 @@ After every kill, and at the end (a last resume runs the search to its end), eve
 completed before (a result in the journal) must still be there with the same outcome, metric
 and checkpoint; a node missing or changed counts as lost. The journal's sequence numbers must
 stay contiguous. Goal: 20 kills, 0 lost.
+
+The summary also says how the search ended — trained nodes scored (a validation metric), outcomes,
+the last resume's exit code and stop reason — and, per cycle, how long the (re)started run took to
+reach each phase (`phases`: lease taken, Ray up, first journal event, first trial dispatched, first
+progress report, first node finished), read from the run folder after the kill.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from common import ROOT, emit, machine
 
 from trex_ray.store import Store, read_tree
+from trex_ray.tree import SearchTree
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # Tiny data, HF generate (no vLLM engine to start again after every kill): trials of seconds.
@@ -58,12 +64,56 @@ def wait_active(proc: subprocess.Popen, run_dir: Path, before: int, timeout: flo
         time.sleep(0.2)
 
 
+# The first event of each kind after a (re)start marks a phase; "first_event" is the Researcher at work
+# (re-queueing what the kill interrupted, or dispatching).
+_PHASE_EVENTS = {"node_started": "first_dispatch", "node_progress": "first_progress",
+                 "node_finished": "first_result"}
+
+
+def phases(run_dir: Path, since: float) -> dict[str, float | None]:
+    """Seconds from ``since`` (the process's launch) to each phase the run folder shows, None if not
+    reached: ``lease`` (the lease file written: CLI imports, task read), ``ray_up`` (the driver's
+    address hint: the local cluster started) — both read from files a killed driver leaves (one that
+    ends normally clears them) — then the journal's first event and first event of each kind in
+    ``_PHASE_EVENTS``."""
+    out: dict[str, float | None] = {"lease": None, "ray_up": None, "first_event": None,
+                                    **dict.fromkeys(_PHASE_EVENTS.values())}
+    for key, name in (("lease", "lease"), ("ray_up", "ray_address")):
+        path = run_dir / name
+        if path.is_file() and path.stat().st_mtime >= since:
+            out[key] = round(path.stat().st_mtime - since, 2)
+    if not (run_dir / "journal.jsonl").is_file():
+        return out
+    for event in Store(run_dir, readonly=True).events():
+        if event.time < since:
+            continue
+        if out["first_event"] is None:
+            out["first_event"] = round(event.time - since, 2)
+        key = _PHASE_EVENTS.get(event.kind.value)
+        if key and out[key] is None:
+            out[key] = round(event.time - since, 2)
+    return out
+
+
+def scored(tree: SearchTree) -> dict[str, Any]:
+    """How the search ended: trained nodes with a validation metric, and every node's status."""
+    trained = [n for n in tree if n.parent is not None]
+    statuses: dict[str, int] = {}
+    for node in trained:
+        statuses[node.status.value] = statuses.get(node.status.value, 0) + 1
+    return {"trained_nodes": len(trained), "trained_scored": sum(n.metric is not None for n in trained),
+            "trained_by_status": statuses, "base_scored": tree.get("n0").metric is not None}
+
+
 def contiguous(run_dir: Path) -> bool:
     seqs = [e.seq for e in Store(run_dir, readonly=True).events()]
     return seqs == list(range(len(seqs)))
 
 
 def _group_pids(pgid: int) -> list[int]:
+    """Processes of the driver's group or session: Ray 2.60 puts each worker (Researcher, NodeRunners,
+    Ray Train's controller and workers) in a process group of its own, and a worker whose raylet was
+    SIGKILLed lives on for a minute or two (training, holding its memory); the session still names it."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -71,13 +121,14 @@ def _group_pids(pgid: int) -> list[int]:
                 fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pgid:
+            if pgid in (int(fields[2]), int(fields[3])) and fields[0] != "Z":
                 pids.append(int(proc.name))
     return pids
 
 
 def kill_group(proc: subprocess.Popen) -> int:
-    """SIGKILL the driver's process group; then any member still there, by pid. Returns leftovers."""
+    """SIGKILL the driver's process group, then every process of its session (the Ray workers), by pid,
+    until none is left. Returns how many outlived 20 s."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
@@ -102,7 +153,8 @@ def start(run_dir: Path, first: bool, max_nodes: int, env: dict[str, str], log: 
                                 cwd=ROOT)
 
 
-def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: Path) -> dict[str, Any]:
+def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: Path,
+          retries: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     run_dir, log = work / "run", work / "chaos.log"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TREX_TEST_FAULTS")}
@@ -114,7 +166,7 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
     t0 = time.time()
     for i in range(kills):
         fresh = not (run_dir / "journal.jsonl").exists()  # killed before its first event: run again
-        before = journal_lines(run_dir)
+        before, launched = journal_lines(run_dir), time.time()
         proc = start(run_dir, first=fresh, max_nodes=max_nodes, env=env, log=log)
         wait_active(proc, run_dir, before)
         delay = rng.uniform(low, high)
@@ -130,15 +182,27 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
         lost |= set(lost_since(seen, now))
         seen |= now
         intact = contiguous(run_dir) if now else True
-        cycles.append({"cycle": i + 1, "delay_s": round(delay, 1), "completed": len(now),
-                       "leftover_pids": leftovers, "journal_contiguous": intact})
+        cycles.append({"cycle": i + 1, "resume": not fresh, "delay_s": round(delay, 1),
+                       "alive_s": round(time.time() - launched, 1), "completed": len(now),
+                       "leftover_pids": leftovers, "journal_contiguous": intact,
+                       "phases": phases(run_dir, launched)})
         print(f"kill {i + 1}/{kills} after {delay:.0f} s: {len(now)} nodes completed, "
-              f"lost so far {len(lost)}", flush=True)
+              f"lost so far {len(lost)}; phases {cycles[-1]['phases']}", flush=True)
         if done_early:
             break
-    final = start(run_dir, first=not (run_dir / "journal.jsonl").exists(), max_nodes=max_nodes, env=env,
-                  log=log)
-    final_rc = final.wait(timeout=3600)
+    # The last resume runs the search to its end. One that ends with the run unfinished (the machine's
+    # memory ran out and Ray's memory monitor killed the Researcher past its restarts, as on a shared box)
+    # is resumed again, as an operator would, up to `retries` times; each is reported.
+    finals: list[dict[str, Any]] = []
+    for _ in range(1 + retries):
+        launched = time.time()
+        final = start(run_dir, first=not (run_dir / "journal.jsonl").exists(), max_nodes=max_nodes, env=env,
+                      log=log)
+        final_rc = final.wait(timeout=3600)
+        finals.append({"rc": final_rc, "wall_s": round(time.time() - launched, 1),
+                       "phases": phases(run_dir, launched)})
+        if read_tree(run_dir).finished_reason is not None:
+            break
     end = completed(run_dir)
     lost |= set(lost_since(seen, end))
     tree = read_tree(run_dir)
@@ -152,6 +216,9 @@ def chaos(kills: int, max_nodes: int, low: float, high: float, seed: int, work: 
         "all_done": all(n.status.done for n in tree),
         "finished_reason": tree.finished_reason,
         "final_rc": final_rc,
+        "max_nodes": max_nodes,
+        **scored(tree),
+        "final_resumes": finals,
         "journal_contiguous": contiguous(run_dir) and all(c["journal_contiguous"] for c in cycles),
         "leftover_pids": sum(c["leftover_pids"] for c in cycles),
         "search_ended_before_last_kill": done_early,
@@ -168,16 +235,21 @@ def main() -> int:
                    help="seconds from the run's first new event to the kill: low")
     p.add_argument("--max-delay", type=float, default=60.0, help="... and high")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retries", type=int, default=0,
+                   help="resume again when the last resume ends with the run unfinished (reported)")
     p.add_argument("--work-dir", help="default: a new temp folder")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="trex-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
-    result = chaos(args.kills, args.max_nodes, args.min_delay, args.max_delay, args.seed, work)
+    result = chaos(args.kills, args.max_nodes, args.min_delay, args.max_delay, args.seed, work, args.retries)
     summary = {"benchmark": "chaos", "machine": machine(), "command": " ".join(sys.argv),
                "work_dir": str(work), **result}
-    emit(summary, args.json, out_name="chaos.json" if args.kills >= 10 else None)
-    ok = summary["completed_nodes_lost"] == 0 and summary["all_done"] and summary["final_rc"] == 0
+    name = "chaos.json" if (args.kills, args.max_nodes) == (20, 40) else \
+        f"chaos-k{args.kills}-n{args.max_nodes}.json"
+    emit(summary, args.json, out_name=name if args.kills >= 10 else None)
+    ok = (summary["completed_nodes_lost"] == 0 and summary["all_done"] and summary["final_rc"] == 0
+          and summary["trained_scored"] > 0)
     return 0 if ok else 1
 
 

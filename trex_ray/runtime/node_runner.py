@@ -70,6 +70,11 @@ class NodeRunner:
     (``runtime/runners.py``), so the imports below are paid once per process, by ``warm``."""
 
     def warm(self) -> bool:
+        """Imports what a node needs before its training starts, so that a runner's first node (after a
+        start or a resume) does not pay them on its way to training: ~20 s on a busy 2-core head."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401 - tokenizer, HF eval
+
+        import trex_ray.execute.data  # noqa: F401 - datasets: every node's prepare
         import trex_ray.execute.run_plan  # noqa: F401 - data ops, training, evaluation
         import trex_ray.runtime.evaluator  # noqa: F401
         import trex_ray.runtime.train_launcher  # noqa: F401 - Ray Train

@@ -73,6 +73,13 @@ class ResearcherActor:
         apply_to_this_process()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         self.task = TaskSpec.model_validate(task)
+        self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
+        # Warm runners for this run's slots, started first: their processes and imports (torch, Ray Train,
+        # datasets, transformers: tens of seconds on a busy head) overlap the replay or the data profile
+        # below and the driver's first calls, rather than following them. Under `trex bench` (a SlotPool
+        # shared by many researchers) none are kept idle, so memory stays bounded by the slots.
+        self.runners = RunnerPool(make=self._new_runner)  # warm NodeRunners reused across nodes
+        self.runners.fill(0 if pool is not None else trial_slots(self.task.resources))
         self.location = run_dir
         self.run_dir = Path(local_dir or run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,13 +93,11 @@ class ResearcherActor:
         self.testing: dict[Any, tuple[str, Any]] = {}  # test-split scorings in flight: ref -> (node, runner)
         self.peak_running = 0
         self.run_id = run_id
-        self.pool = pool  # optional SlotPool (runtime/pool.py) shared with other researchers
         # The run's Evaluator (runtime/evaluator.py), made at the first dispatch; or one shared with
         # other runs, which the caller closes.
         self.evaluator: Any = evaluator
         self._owns_evaluator = False
         self._evaluator_after = 0.0  # no new evaluator before this time (after one died)
-        self.runners = RunnerPool(make=self._new_runner)  # warm NodeRunners reused across nodes
         self.mlflow = self._mlflow(run_id)  # MLflow runs of this search (execute/tracking.py), or None
 
     def _profile(self) -> dict[str, Any]:
@@ -107,9 +112,6 @@ class ResearcherActor:
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self_handle = ray.get_runtime_context().current_actor
-        # Warm runners for this run's slots; their imports overlap the first decisions. Under `trex bench`
-        # (a SlotPool shared by many researchers) none are kept idle, so memory stays bounded by the slots.
-        self.runners.fill(0 if self.pool is not None else trial_slots(self.task.resources))
         for node in list(self.researcher.tree):  # a resumed run: nodes that ended before, logged once
             self._track_node(node.id)
         while True:
