@@ -74,7 +74,9 @@ def _s3_target(uri: str) -> tuple[str, str, str | None, str | None]:
     base, _, query = uri.partition("?")
     params = dict(p.partition("=")[::2] for p in query.split("&") if p)
     bucket, _, key = base.partition("://")[2].partition("/")
-    endpoint = None
+    # boto3 would read the environment's endpoint itself; read it here so that the cached client is
+    # keyed by it (a changed AWS_ENDPOINT_URL must not reuse a client bound to the old one)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     if params.get("endpoint_override"):
         host = params["endpoint_override"]
         endpoint = host if "://" in host else f"{params.get('scheme') or 'https'}://{host}"
