@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,12 @@ def local_s3() -> Iterator[LocalS3]:
             else:
                 os.environ[key] = value
         server.stop()
+
+
+def fresh_location(request: Any, tmp_path: Path) -> str:
+    """A fresh, empty run location on the parametrised backend: ``local`` (a folder) or ``s3`` (a new
+    bucket on the test module's ``s3`` fixture)."""
+    if request.param == "local":
+        return str(tmp_path / "run")
+    server: LocalS3 = request.getfixturevalue("s3")
+    return f"s3://{server.new_bucket()}/runs/{uuid.uuid4().hex[:6]}"

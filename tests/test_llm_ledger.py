@@ -5,14 +5,13 @@ bucket (moto on 127.0.0.1). The LLM is a local OpenAI-compatible server, reached
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import finished, make_task
 from llm_server import LLMServer, PlanScript, requested_tool
-from s3_local import LocalS3, local_s3
+from s3_local import LocalS3, fresh_location, local_s3
 
 from trex_ray.research import Researcher
 from trex_ray.store import Store
@@ -27,10 +26,7 @@ def s3() -> Iterator[LocalS3]:
 
 @pytest.fixture(params=["local", "s3"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "local":
-        return str(tmp_path / "runs" / "r1")
-    server: LocalS3 = request.getfixturevalue("s3")
-    return f"s3://{server.new_bucket()}/trex/{uuid.uuid4().hex[:6]}"
+    return fresh_location(request, tmp_path)
 
 
 def _task(url: str, notes: Path):

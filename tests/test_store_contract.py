@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import diverged, finished, make_plan
-from s3_local import LocalS3, local_s3
+from s3_local import LocalS3, fresh_location, local_s3
 
 from trex_ray.spec import Progress, TrainMode
 from trex_ray.store import Store, StoreError, read_tree, tree_to_dict
@@ -30,11 +29,7 @@ def s3() -> Iterator[LocalS3]:
 
 @pytest.fixture(params=["local", "s3"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty run location on each backend."""
-    if request.param == "local":
-        return str(tmp_path / "run")
-    server: LocalS3 = request.getfixturevalue("s3")
-    return f"s3://{server.new_bucket()}/runs/{uuid.uuid4().hex[:6]}"
+    return fresh_location(request, tmp_path)
 
 
 def dump(tree: SearchTree) -> str:
