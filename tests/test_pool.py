@@ -61,6 +61,9 @@ ROWS = [
         "metric": "macro_f1",
         "base": 0.0,
         "best": 0.71,
+        "base_test": 0.05,
+        "best_test": 0.66,
+        "trex": 0.8,
         "gain": 0.71,
         "nodes": 6,
         "compute_seconds": 210.5,
@@ -85,9 +88,10 @@ ROWS = [
 
 def test_markdown_table_counts_gains() -> None:
     text = markdown(ROWS, title="t", wall_seconds=600)
-    assert "| hoc | macro_f1 | 0.0000 | 0.7100 | 0.7100 | 6 | 210 | 300 |" in text
-    assert "gta (error: RayActorError: died)" in text
-    assert "gain over base on 1/2 tasks; wall time 10.0 min" in text
+    assert "| hoc | macro_f1 | 0.0000 | 0.7100 | 0.0500 | 0.6600 | 0.8000 | 0.7100 | 6 | 210 | 300 |" in text
+    assert "| gta (error: RayActorError: died) | tool_call_accuracy | 0.0000 | - | - | - | - |" in text
+    assert ("gain over base on 1/2 tasks (validation); on the test split on 1/1 tasks scored there; "
+            "wall time 10.0 min") in text
 
 
 def test_write_table_parquet_and_markdown(tmp_path: object) -> None:

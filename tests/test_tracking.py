@@ -12,7 +12,7 @@ from tb_events import read_events
 
 from trex_ray.execute.context import RunContext
 from trex_ray.execute.run_plan import run_plan, score_test
-from trex_ray.execute.tracking import MlflowTracker, flat_plan
+from trex_ray.execute.tracking import MlflowTracker, flat_plan, tb_writer
 from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.registry import builtin_task
 from trex_ray.spec import DataOp, DataRecipe, Plan, Result, SpecError, TrainRecipe
@@ -54,6 +54,18 @@ def test_the_test_score_lands_beside_the_curves(trained) -> None:  # type: ignor
     scored = score_test(PLAN, ctx, result.checkpoint, adapter=False)
     scalars, _ = read_events(logdir)
     assert scalars["test/accuracy"] == [(0, pytest.approx(scored["test_metric"], rel=1e-6))]
+    assert scalars["val/accuracy"][0][1] == pytest.approx(result.metric, rel=1e-6)  # not wiped by the test's
+
+
+def test_writers_in_the_same_second_keep_each_others_records(tmp_path: Path) -> None:
+    # tensorboardX names a file by the second and the host and opens it "wb": without a suffix of its
+    # own, a second writer in the same second truncated the first one's file (the val score, lost in CI).
+    for value in range(5):
+        writer = tb_writer(tmp_path)
+        writer.add_scalar("x", float(value), value)
+        writer.close()
+    scalars, _ = read_events(tmp_path)
+    assert sorted(scalars["x"]) == [(v, float(v)) for v in range(5)]
 
 
 def test_no_tensorboard_dir_writes_nothing(tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,11 @@ def flat_plan(plan: Plan) -> dict[str, Any]:
 
 
 def tb_writer(logdir: str | Path | None) -> Any:
-    """A tensorboardX ``SummaryWriter`` on ``logdir``, or None (no dir asked, or tensorboardX missing)."""
+    """A tensorboardX ``SummaryWriter`` on ``logdir``, or None (no dir asked, or tensorboardX missing).
+
+    Each writer gets its own file: tensorboardX names it by the second and the host and opens it for
+    writing, so a node's scores written in the same second as another writer's (the test score right
+    after the validation score) would otherwise wipe that file."""
     if not logdir:
         return None
     try:
@@ -64,7 +70,8 @@ def tb_writer(logdir: str | Path | None) -> Any:
     except ImportError:
         log.warning("tensorboardX is not installed; no TensorBoard records (pip install tensorboardX)")
         return None
-    return SummaryWriter(logdir=str(logdir), flush_secs=10)
+    suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    return SummaryWriter(logdir=str(logdir), flush_secs=10, filename_suffix=suffix)
 
 
 def tb_node_scored(logdir: str | Path | None, plan: Plan, metric_name: str, result: Result) -> None:
