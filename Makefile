@@ -32,7 +32,7 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	touch $(DEV_STAMP)
 
 demo: install
-	$(VENV)/bin/trex run tweet_sentiment --max-nodes 6 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/trex run tweet_sentiment --max-nodes 5 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install-dev
 	$(PY) -m pytest -q --durations=15 -m "not suite"

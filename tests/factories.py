@@ -64,6 +64,11 @@ def task_dict(**sections: Any) -> dict[str, Any]:
     return d
 
 
+def counted(tree: SearchTree) -> int:
+    """The nodes that count against ``max_nodes``, plus the root: all but the trials stopped early."""
+    return sum(1 for n in tree if n.status.value != "stopped")
+
+
 def make_task(overrides: Iterable[str] = (), **sections: Any) -> TaskSpec:
     return load_task(task_dict(**sections), list(overrides))
 

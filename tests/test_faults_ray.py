@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from factories import counted
 
 from trex_ray.store import read_tree
 from trex_ray.tree import EventKind, NodeStatus
@@ -91,7 +92,7 @@ def test_raise_nan_and_hang_are_classified_retried_and_the_search_goes_on(
     assert nan.status is NodeStatus.failed and nan.result.failure.value == "diverged", nan.result  # type: ignore[union-attr]
     assert [a["failure"] for a in hang.failed_attempts] == ["timeout"] and hang.attempts == 2
     assert hang.status.done and hang.result is not None and hang.result.failure is None, hang.result  # rerun
-    assert all(n.status.done for n in tree) and tree.finished_reason and len(tree) == 5
+    assert all(n.status.done for n in tree) and tree.finished_reason and counted(tree) == 5
     assert tree.get("n0").visits == sum(1 for n in tree if n.result is not None)  # one backup per result
     after = subprocess.run([*TREX, "status", str(run_dir)], env=_env(shared_cache), capture_output=True,
                            text=True, timeout=180)
@@ -149,6 +150,6 @@ def test_the_researcher_actor_killed_restarts_and_resumes_from_the_store(
     after = _done(run_dir)
     for node_id, metric in before.items():
         assert after.get(node_id, "lost") == metric, f"{node_id} changed or vanished"
-    assert all(n.status.done for n in tree) and tree.finished_reason and len(tree) == 4
+    assert all(n.status.done for n in tree) and tree.finished_reason and counted(tree) == 4
     starts = [e for e in _journal(run_dir) if e["kind"] == "run_started"]
     assert len(starts) == 1  # the restarted actor resumed the run, it did not start another

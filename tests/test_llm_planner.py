@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from factories import TreeBuilder, drive, finished, make_plan, make_task
+from factories import TreeBuilder, counted, drive, finished, make_plan, make_task
 from llm_server import GARBAGE, LLMServer, PlanScript, Reply, completion, error, garbage_script, tool_answer
 
 from trex_ray.research import Researcher, get_planner
@@ -434,7 +434,7 @@ def test_a_search_with_the_llm_planner_uses_its_plans_and_insights(server, tmp_p
     researcher = Researcher.open(tmp_path, task, planner=planner(task, tmp_path))
     log = drive(researcher, slots=2)
     tree = researcher.tree
-    assert log.reason is not None and len(tree) == 6
+    assert log.reason is not None and counted(tree) == 6
     assert all(n.plan.rationale.startswith("LLM plan") for n in tree if n.parent is not None)
     assert sum(i["text"].startswith("LLM insight") for i in tree.insights) == 5
 
@@ -450,7 +450,7 @@ def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, 
     researcher = Researcher.open(tmp_path, task, planner=planner(task, tmp_path))
     log = drive(researcher, slots=2)
     tree = researcher.tree
-    assert log.reason is not None and len(tree) == 5
+    assert log.reason is not None and counted(tree) == 5
     assert all(n.plan.rationale.startswith(FALLBACK_TAG) for n in tree if n.parent is not None)
     assert all(not i["text"].startswith("LLM") for i in tree.insights)
     assert {r["headers"].get("authorization") for r in srv.requests} == {f"Bearer {secret}"}

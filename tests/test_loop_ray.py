@@ -15,6 +15,7 @@ from itertools import accumulate
 from pathlib import Path
 
 import pytest
+from factories import counted
 
 from trex_ray.store import Store
 from trex_ray.tree import SearchTree
@@ -93,7 +94,7 @@ def test_logical_gpu_run_sigkilled_mid_run_resumes_losing_nothing_and_reports_js
     for node_id, metric in before.items():
         assert node_id in after and after[node_id] == metric, f"{node_id} changed or vanished on resume"
     tree = Store(run_dir).replay()
-    assert len(tree) == 5 and all(n.status.done for n in tree)
+    assert counted(tree) == 5 and all(n.status.done for n in tree)
     assert tree.finished_reason is not None
 
     data = _report(run_dir, env)

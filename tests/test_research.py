@@ -120,7 +120,8 @@ def test_next_nodes_never_exceeds_max_nodes(tmp_path):
     started = r.next_nodes(10)
     assert len(started) <= 10 and len(r.tree) <= 4
     log = drive(r, slots=10, running=[n.id for n in started])
-    assert len(r.tree) == 4  # max_nodes counts the nodes beyond the root
+    # max_nodes counts the trained nodes beyond the root; a trial stopped early frees its place
+    assert len(r.tree) == 4 + r.budget.nodes_stopped()
     assert r.budget.nodes_used() == 3 and r.budget.nodes_left() == 0
     assert r.next_nodes(5) == []
     assert "node budget" in log.reason
@@ -152,7 +153,7 @@ def test_synthetic_search_finishes_within_budget_and_beats_the_root(tmp_path, sl
     log = drive(r, slots=slots, seed=seed)
     tree = r.tree
     assert log.reason is not None and tree.finished_reason == log.reason
-    assert 1 < len(tree) <= 13
+    assert 1 < len(tree) and r.budget.nodes_used() <= 12 and r.budget.nodes_started() <= 24
     assert not r.running() and not tree.with_status(NodeStatus.pending)
     best = tree.best()
     assert best.metric > tree.root.metric == BASE_METRIC
@@ -239,7 +240,7 @@ def test_reopening_mid_search_requeues_running_nodes_and_keeps_finished_ones(tmp
     assert finished_log.reason is not None
     for node_id, metric in done.items():
         assert r2.tree.get(node_id).metric == metric
-    assert len(r2.tree) <= 11
+    assert r2.budget.nodes_used() <= 10
     assert r2.tree.best().metric >= max(m for m in done.values() if m is not None)
     assert Store(tmp_path / "run").replay().finished_reason == finished_log.reason
 
@@ -438,10 +439,24 @@ def test_budget_tracker_counts_nodes_and_compute_of_every_outcome():
     b.child(ROOT_ID, finished(0.5, compute=10))
     b.child(ROOT_ID, diverged(compute=7))
     b.child(ROOT_ID, stopped(compute=3))
+    # a trial stopped early frees its place: the node budget is spent on trained nodes
+    assert tracker.nodes_used() == 2 and tracker.nodes_stopped() == 1 and tracker.nodes_left() == 1
+    b.child(ROOT_ID, finished(0.4, compute=0))
     assert tracker.nodes_used() == 3 and not tracker.can_add_node()
     assert tracker.compute_used() == 20 and tracker.exhausted() is None
     b.finish(ROOT_ID, finished(0.3, compute=10))
     assert tracker.exhausted().startswith("compute budget spent")
+
+
+def test_stopped_trials_free_their_place_but_at_most_max_nodes_of_them():
+    b = TreeBuilder()
+    b.root(metric=None)
+    tracker = BudgetTracker(Budget(max_nodes=2), b.tree)
+    for _ in range(3):
+        b.child(ROOT_ID, stopped(compute=1))
+    assert tracker.nodes_used() == 0 and tracker.nodes_left() == 1  # 4 may start in all, 3 have
+    b.child(ROOT_ID, stopped(compute=1))
+    assert tracker.nodes_started() == 4 and not tracker.can_add_node()
 
 
 def test_compute_budget_stops_new_dispatches(tmp_path):

@@ -1,8 +1,11 @@
 """Budgets: nodes, compute-seconds and wall time, read off the tree so that they survive a resume.
 
-``max_nodes`` counts experiments beyond the base model; the compute of every node (finished,
-failed or stopped) counts; wall time runs from the run's first start, or from the resume that gave
-the run a new ``wall_seconds`` (``budget_changed``).
+``max_nodes`` counts experiments beyond the base model that trained to their end (finished, pruned,
+failed, or still pending/running): a trial the scheduler stopped early left no scored model, so it
+frees its place for another, the way a user who cut a run short would start one more. Stopped trials
+are capped all the same: no more than ``max_nodes`` of them, so at most twice ``max_nodes`` nodes start.
+The compute of every node (finished, failed or stopped) counts; wall time runs from the run's first
+start, or from the resume that gave the run a new ``wall_seconds`` (``budget_changed``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import time
 
 from trex_ray.spec import Budget
-from trex_ray.tree import SearchTree
+from trex_ray.tree import NodeStatus, SearchTree
 
 
 class BudgetTracker:
@@ -18,11 +21,21 @@ class BudgetTracker:
         self.budget = budget
         self.tree = tree
 
-    def nodes_used(self) -> int:
+    def nodes_started(self) -> int:
+        """Every node beyond the base model."""
         return max(0, len(self.tree) - 1)
 
+    def nodes_stopped(self) -> int:
+        """Trials the scheduler stopped early."""
+        return sum(1 for n in self.tree if n.parent is not None and n.status is NodeStatus.stopped)
+
+    def nodes_used(self) -> int:
+        """The nodes that count against ``max_nodes``: all but those stopped early."""
+        return self.nodes_started() - self.nodes_stopped()
+
     def nodes_left(self) -> int:
-        return max(0, self.budget.max_nodes - self.nodes_used())
+        cap = 2 * self.budget.max_nodes - self.nodes_started()  # stopped ones: max_nodes at most
+        return max(0, min(self.budget.max_nodes - self.nodes_used(), cap))
 
     def can_add_node(self) -> bool:
         return self.nodes_left() > 0

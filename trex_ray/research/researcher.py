@@ -365,7 +365,9 @@ class Researcher:
             if self.running():
                 return None
             if not self.budget.can_add_node():
-                return f"node budget spent ({self.budget.nodes_used()}/{self.budget.budget.max_nodes} nodes)"
+                used, stopped = self.budget.nodes_used(), self.budget.nodes_stopped()
+                also = f"; {stopped} more stopped early" if stopped else ""
+                return f"node budget spent ({used}/{self.budget.budget.max_nodes} nodes{also})"
             return "no expandable node left"
 
 
