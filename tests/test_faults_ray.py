@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
-FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf"]
+FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf",
+        "search.early_stopping=false"]  # about faults: a stopped trial would only add a node
 
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
-FAST = ["data.train.0.limit=600", "data.eval.limit=150", "eval.backend=hf"]
+FAST = ["data.train.0.limit=600", "data.eval.limit=150", "eval.backend=hf",
+        "search.early_stopping=false"]  # about the LLM: a stopped trial would only add a node
 SECRET = "sk-e2e-SECRETvalue-4f9a8b7c6d5e"
 
 
