@@ -35,6 +35,13 @@ def ctx(name: str = "sentiment", seed: int = 0) -> OpContext:
     return OpContext(task=builtin_task(name), seed=seed)
 
 
+def test_every_op_has_its_schema_in_the_spec_and_its_code_in_execute():
+    from trex_ray.spec.data_ops import CHECKS, OP_SUMMARIES
+
+    assert set(OPS) == set(OP_SUMMARIES) == set(CHECKS)
+    assert all(s and "\n" not in s for s in OP_SUMMARIES.values())
+
+
 def run_op(op: str, ds: Dataset, params: dict | None = None, context: OpContext | None = None) -> Dataset:
     return OPS[op](ds, params or {}, context or ctx())
 

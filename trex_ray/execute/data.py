@@ -41,12 +41,12 @@ from datasets import Dataset, DatasetDict
 
 from trex_ray.execute.metrics import normalize
 from trex_ray.execute.models import model_facts
-from trex_ray.execute.op_params import MAX_DROP, check_op
 from trex_ray.execute.prompts import render_prompts, resolve_template, template_identity
 from trex_ray.execute.sources import DataError, load_train
 from trex_ray.execute.splits import task_splits
 from trex_ray.ftbench.generators import GENERATOR_VERSION
 from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
+from trex_ray.spec.data_ops import MAX_DROP, check_op
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _col(ds: Dataset, name: str) -> list[Any]:
     return list(ds[name])
 
 
-# --- ops: each checks its params against bounds first (op_params.py), then touches the data ---
+# --- ops: each checks its params against bounds first (spec/data_ops.py), then touches the data ---
 @register_op("source_mix")
 def source_mix(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     """Resample to ``n`` examples, each train source in proportion to its weight.

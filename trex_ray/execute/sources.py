@@ -35,6 +35,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from trex_ray.ftbench.corpora import corpus_names, corpus_records
 from trex_ray.ftbench.generators import generate, task_names
 from trex_ray.spec import DataSource, TaskSpec
+from trex_ray.spec.data_ops import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ _LIST_FEATURES = tuple(
 )
 
 Rows = dict[str, list[str]]
-
-
-class DataError(ValueError):
-    """A data source or data op is wrong; the message is one line naming it and the fix."""
 
 
 @dataclass(frozen=True)
