@@ -15,7 +15,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+import trex_ray.ftbench  # noqa: F401  (registers the built-in data every command may read: spec/builtin.py)
 from trex_ray.spec import SpecError, TaskSpec, load_task
 from trex_ray.spec.uri import credentials_error
 from trex_ray.store.lease import LeaseHeld
@@ -109,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="a LoRA node: merge the adapter into its base (else the adapter alone)")
     export.set_defaults(func=cmd_export)
 
-    _llm_cli().add_draft_command(sub)
+    _llm_cli().add_draft_command(sub, profiler=_draft_profile)
     _bench_cli().add_bench_command(sub)
 
     tasks = sub.add_parser("tasks", help="list built-in tasks and the FT-Bench suites")
@@ -127,6 +129,12 @@ def _llm_cli():  # type: ignore[no-untyped-def]
     from trex_ray.research.llm import cli  # `trex draft` and --model/--api-base/--notes (no litellm import)
 
     return cli
+
+
+def _draft_profile(task: TaskSpec) -> dict[str, Any]:
+    from trex_ray.execute.data import draft_profile
+
+    return draft_profile(task)
 
 
 def resolve_task(name_or_path: str, overrides: list[str]) -> TaskSpec:

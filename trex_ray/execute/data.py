@@ -7,7 +7,7 @@ data spec, template and seed finds it.
 
 Example::
 
-    from trex_ray.ftbench import builtin_task
+    from trex_ray.ftbench import builtin_task   # (importing ftbench registers the built-in data)
     from trex_ray.spec import DataOp, DataRecipe
 
     recipe = DataRecipe(ops=[DataOp(op="dedup"), DataOp(op="label_noise_filter")], template="instruct")
@@ -44,8 +44,8 @@ from trex_ray.execute.models import model_facts
 from trex_ray.execute.prompts import render_prompts, resolve_template, template_identity
 from trex_ray.execute.sources import DataError, load_train
 from trex_ray.execute.splits import task_splits
-from trex_ray.ftbench.generators import GENERATOR_VERSION
 from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
+from trex_ray.spec import builtin as builtin_data
 from trex_ray.spec.data_ops import MAX_DROP, check_op
 
 logger = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0, template: str |
     name and description (the chat instruction), seed, file stamps."""
     blob = {
         "format": DATA_FORMAT_VERSION,
-        "generators": GENERATOR_VERSION,
+        "generators": builtin_data.version("generators"),
         "recipe": recipe.model_dump(mode="json"),
         "data": task.data.model_dump(mode="json"),
         "task": task.name,
@@ -304,9 +304,8 @@ def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0, template: str |
         "files": [_file_stamp(s) for s in [*task.data.train, task.data.eval] if s is not None],
     }
     if any(s is not None and s.convert for s in [*task.data.train, task.data.eval]):
-        from trex_ray.ftbench.convert import VERSION
-
-        blob["convert"] = VERSION  # only converted sources: other tasks keep their cache keys
+        # only converted sources: other tasks keep their cache keys
+        blob["convert"] = builtin_data.version("convert")
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -448,3 +447,9 @@ def profile(task: TaskSpec, max_examples: int = 5000, seed: int = 0) -> dict[str
         counts = Counter(normalize(t) for t in targets)
         out["label_distribution"] = {k: round(v / len(targets), 4) for k, v in counts.most_common()}
     return out
+
+
+def draft_profile(task: TaskSpec) -> dict[str, Any]:
+    """``trex draft``'s profile of a task's data (no progress bars: a command-line tool)."""
+    datasets.disable_progress_bars()
+    return profile(task, max_examples=2000)

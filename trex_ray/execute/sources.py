@@ -32,9 +32,8 @@ from typing import Any
 import datasets
 from datasets import ClassLabel, Dataset, Features, Value
 
-from trex_ray.ftbench.corpora import corpus_names, corpus_records
-from trex_ray.ftbench.generators import generate, task_names
 from trex_ray.spec import DataSource, TaskSpec
+from trex_ray.spec.builtin import HINT, builtin_data, data_names
 from trex_ray.spec.data_ops import DataError
 
 logger = logging.getLogger(__name__)
@@ -115,14 +114,15 @@ def load_train(task: TaskSpec) -> Dataset:
 
 # --- reading ---------------------------------------------------------------------------------
 def _load_builtin(ctx: _Ctx) -> Dataset:
-    """A real corpus shipped in a package (``ftbench/corpora.py``) or a generated task."""
+    """A real corpus shipped in a package or a generated task (``spec/builtin.py``; ftbench's)."""
     name = ctx.src.id.removeprefix("builtin:")
-    if name not in task_names() and name not in corpus_names():
-        known = [f"builtin:{n}" for n in [*corpus_names(), *task_names()]]
-        raise ctx.error(f"no such built-in task or corpus; use one of {known}")
+    data = builtin_data(name)
+    if data is None:
+        known = [f"builtin:{n}" for n in data_names()]
+        hint = "" if known else f" ({HINT})"
+        raise ctx.error(f"no such built-in task or corpus; use one of {known}{hint}")
     try:
-        split = ctx.src.split
-        records = corpus_records(name, split) if name in corpus_names() else generate(name, split)
+        records = data.records(ctx.src.split)
     except ValueError as exc:  # CorpusUnavailable too: its message names the pip command
         raise ctx.error(str(exc)) from exc
     return Dataset.from_list(records)
