@@ -12,15 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset
 
-from trex_ray.execute.data import (
-    OPS,
-    DataError,
-    OpContext,
-    label_scores,
-    prepare,
-    profile,
-)
+from trex_ray.execute.data import OPS, DataError, OpContext, prepare
 from trex_ray.execute.metrics import normalize
+from trex_ray.execute.noise import label_scores
+from trex_ray.execute.profile import profile
 from trex_ray.execute.sources import load_source, load_train
 from trex_ray.ftbench import builtin_task, generate
 from trex_ray.spec import DataOp, DataRecipe, DataSource, DataSpec, TaskSpec
@@ -303,7 +298,7 @@ def test_profile_suggested_max_words_separates_outliers(name: str) -> None:
 
 
 def test_noise_filter_never_wipes_out_multilabel_data():
-    from trex_ray.execute.data import noise_flags
+    from trex_ray.execute.noise import noise_flags
 
     inputs = [f"tumor growth signal {i}" for i in range(100)]
     targets = ["sustaining proliferative signaling, evading growth suppressors" if i % 2 else "none"

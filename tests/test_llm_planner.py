@@ -558,7 +558,7 @@ def test_draft_turns_a_request_and_data_into_a_valid_task(server, tmp_path):
         default=PlanScript(),
     )
     spec = llm_task(srv.url).search.llm
-    from trex_ray.execute.data import draft_profile
+    from trex_ray.execute.profile import draft_profile
 
     d = draft_task(
         "label each review as positive or negative", str(data), spec=spec, log_dir=tmp_path / "log",

@@ -138,7 +138,7 @@ def _llm_cli():  # type: ignore[no-untyped-def]
 
 
 def _draft_profile(task: TaskSpec) -> dict[str, Any]:
-    from trex_ray.execute.data import draft_profile
+    from trex_ray.execute.profile import draft_profile
 
     return draft_profile(task)
 

@@ -138,7 +138,7 @@ Profiler = Callable[[TaskSpec], dict[str, Any]]
 
 def data_profile(rows: list[dict[str, Any]], task: TaskSpec,
                  profiler: Profiler | None = None) -> dict[str, Any]:
-    """The executor's data profile (``profiler``, given by the caller: ``execute.data.draft_profile``)
+    """The executor's data profile (``profiler``, given by the caller: ``execute.profile.draft_profile``)
     when the data loads with these fields, else a column summary."""
     try:
         if profiler is None:
@@ -226,7 +226,7 @@ def draft_task(
     profiler: Profiler | None = None,
 ) -> Draft:
     """A task drafted from a request and the data; ``profiler`` gives the executor's data profile
-    (``execute.data.draft_profile``; without it, a column summary goes into the prompt)."""
+    (``execute.profile.draft_profile``; without it, a column summary goes into the prompt)."""
     rows = peek(data)
     columns = list(rows[0])
     provisional = heuristic_draft(request, data, eval_data, rows, base_model)
