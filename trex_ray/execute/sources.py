@@ -101,8 +101,7 @@ def _load_builtin(ctx: Ctx) -> Dataset:
     data = builtin_data(name)
     if data is None:
         known = [f"builtin:{n}" for n in data_names()]
-        hint = "" if known else f" ({HINT})"
-        raise ctx.error(f"no such built-in task or corpus; use one of {known}{hint}")
+        raise ctx.error(f"no such built-in task or corpus; use one of {known}" if known else HINT)
     try:
         records = data.records(ctx.src.split)
     except ValueError as exc:  # CorpusUnavailable too: its message names the pip command

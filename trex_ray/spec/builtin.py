@@ -21,7 +21,7 @@ from typing import Any
 
 Records = list[dict[str, Any]]
 Pair = tuple[str, str]
-HINT = "the built-in data registers when trex_ray.ftbench is imported; import it first"
+HINT = "no built-in data is registered in this process: import trex_ray.ftbench first (it registers them)"
 
 
 class ConvertError(ValueError):
@@ -87,7 +87,7 @@ def convert(name: str, records: Records) -> list[Pair]:
     """The named conversion of ``records``; ``ValueError`` naming the known ones for an unknown name."""
     if name not in _CONVERSIONS:
         raise ValueError(f"conversion {name!r} is unknown; use one of {sorted(_CONVERSIONS)}"
-                         + ("" if _CONVERSIONS else f" ({HINT})"))
+                         if _CONVERSIONS else f"conversion {name!r}: {HINT}")
     return _CONVERSIONS[name](records)
 
 
@@ -98,11 +98,11 @@ def task_catalogue() -> list[tuple[str, str]]:
 
 def version(key: str) -> int:
     if key not in _VERSIONS:
-        raise LookupError(f"no built-in data version {key!r} is registered; {HINT}")
+        raise LookupError(f"built-in data version {key!r}: {HINT}")
     return _VERSIONS[key]
 
 
 def words() -> Words:
     if not _WORDS:
-        raise LookupError(f"the tiny model's vocabulary is not registered; {HINT}")
+        raise LookupError(f"the tiny model's vocabulary: {HINT}")
     return _WORDS[0]
