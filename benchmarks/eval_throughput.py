@@ -37,7 +37,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trex_ray.execute.data import load_source, render  # noqa: E402
+from trex_ray.execute.data import render  # noqa: E402
 from trex_ray.execute.evaluate import HFBackend  # noqa: E402
 from trex_ray.execute.models import (  # noqa: E402
     _causal_lm,
@@ -46,6 +46,7 @@ from trex_ray.execute.models import (  # noqa: E402
     materialize_base_model,
     write_checkpoint_meta,
 )
+from trex_ray.execute.sources import load_source  # noqa: E402
 from trex_ray.execute.vllm_backend import EngineSettings, VLLMBackend  # noqa: E402
 from trex_ray.ftbench.registry import builtin_task  # noqa: E402
 from trex_ray.spec import DataSource, TrainRecipe  # noqa: E402

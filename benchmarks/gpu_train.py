@@ -337,7 +337,7 @@ def ds_worker_loop(config: dict[str, Any]) -> dict[str, Any]:
     import deepspeed
     import torch
 
-    from trex_ray.execute.train import ensure_torch_extensions_dir
+    from trex_ray.execute.launch import ensure_torch_extensions_dir
 
     ensure_torch_extensions_dir()
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -153,8 +153,8 @@ class RealEngine:
 
     def _run(self, job: RealJob, strategy: Any, spent: float) -> tuple[Any, JobSpec | None, bool]:
         from trex_ray.execute.context import RunContext
+        from trex_ray.execute.launch import InProcessLauncher
         from trex_ray.execute.run_plan import run_plan
-        from trex_ray.execute.train import InProcessLauncher
 
         t0, state = time.perf_counter(), {"replacement": None, "cut": False}
 
@@ -203,8 +203,8 @@ class RealEngine:
     def score_pick(self, out: RealOutcome, name: str) -> dict[str, Any]:
         """The pick's validation metric (if not measured) and test score: not charged."""
         from trex_ray.execute.context import RunContext
+        from trex_ray.execute.launch import InProcessLauncher
         from trex_ray.execute.run_plan import score_test
-        from trex_ray.execute.train import InProcessLauncher
 
         if not out.pick:
             return {}

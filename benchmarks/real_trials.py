@@ -114,8 +114,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from trex_ray.execute.context import RunContext
+    from trex_ray.execute.launch import InProcessLauncher
     from trex_ray.execute.run_plan import run_plan
-    from trex_ray.execute.train import InProcessLauncher
     from trex_ray.ftbench.registry import builtin_task
 
     task = builtin_task(TASK)

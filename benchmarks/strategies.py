@@ -74,7 +74,7 @@ def sentiment_task(seed: int) -> TaskSpec:
 def task_profile() -> dict[str, Any]:
     """What the planner sees of the task, as in a real run (``execute/data.py`` ``profile``): the data's
     sizes, noise and duplicates, and the model's facts (135 M parameters, pretrained, chat template)."""
-    from trex_ray.execute.data import profile
+    from trex_ray.execute.profile import profile
 
     return profile(sentiment_task(0))
 

@@ -20,8 +20,8 @@ from typing import Any
 from common import emit, machine  # also puts benchmarks/ and the repo on sys.path
 
 from trex_ray.execute.context import RunContext
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.run_plan import run_plan
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.suites import mini_task
 from trex_ray.spec import Plan, Result, TaskSpec, TrainRecipe
 

@@ -39,11 +39,12 @@ def _worker(rank: int, world: int, port: int, config: dict[str, Any], out: str) 
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     import torch
 
-    from trex_ray.execute.train import _init_distributed, _Run, _seed_all
+    from trex_ray.execute.launch import init_distributed, seed_all
+    from trex_ray.execute.train import _Run
 
     torch.set_num_threads(1)
-    _seed_all(0)
-    rank, world = _init_distributed()
+    seed_all(0)
+    rank, world = init_distributed()
     before = _rss_mib()
     run = _Run(config, rank, world)
     run.build()
@@ -71,7 +72,7 @@ def _prepare(rows: int) -> tuple[str, str]:
 
 
 def measure(stage: int, steps: int, base: str, data: str) -> list[dict[str, Any]]:
-    from trex_ray.execute.train import free_port
+    from trex_ray.execute.launch import free_port
     from trex_ray.spec import TrainRecipe
 
     batch = 8  # 4 rows per worker per step

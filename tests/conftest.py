@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import trex_ray.ftbench  # noqa: F401  (registers the built-in data that execute and research read)
+
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -12,15 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset
 
-from trex_ray.execute.data import (
-    OPS,
-    DataError,
-    OpContext,
-    label_scores,
-    prepare,
-    profile,
-)
+from trex_ray.execute.data import OPS, DataError, OpContext, prepare
 from trex_ray.execute.metrics import normalize
+from trex_ray.execute.noise import label_scores
+from trex_ray.execute.profile import profile
 from trex_ray.execute.sources import load_source, load_train
 from trex_ray.ftbench import builtin_task, generate
 from trex_ray.spec import DataOp, DataRecipe, DataSource, DataSpec, TaskSpec
@@ -33,6 +28,13 @@ def meta_ds(name: str, seed: int = 0) -> Dataset:
 
 def ctx(name: str = "sentiment", seed: int = 0) -> OpContext:
     return OpContext(task=builtin_task(name), seed=seed)
+
+
+def test_every_op_has_its_schema_in_the_spec_and_its_code_in_execute():
+    from trex_ray.spec.data_ops import CHECKS, OP_SUMMARIES
+
+    assert set(OPS) == set(OP_SUMMARIES) == set(CHECKS)
+    assert all(s and "\n" not in s for s in OP_SUMMARIES.values())
 
 
 def run_op(op: str, ds: Dataset, params: dict | None = None, context: OpContext | None = None) -> Dataset:
@@ -296,7 +298,7 @@ def test_profile_suggested_max_words_separates_outliers(name: str) -> None:
 
 
 def test_noise_filter_never_wipes_out_multilabel_data():
-    from trex_ray.execute.data import noise_flags
+    from trex_ray.execute.noise import noise_flags
 
     inputs = [f"tumor growth signal {i}" for i in range(100)]
     targets = ["sustaining proliferative signaling, evading growth suppressors" if i % 2 else "none"

@@ -34,9 +34,9 @@ from trex_ray.execute.context import RunContext
 from trex_ray.execute.data import render
 from trex_ray.execute.eval_service import EvalService, ServiceBackend, backend_for
 from trex_ray.execute.evaluate import HFBackend, evaluate, get_backend
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.openai_backend import OpenAIBackend
 from trex_ray.execute.sources import load_source
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.execute.vllm_backend import EngineSettings, VLLMBackend
 from trex_ray.ftbench.registry import builtin_task
 from trex_ray.spec import DataSource, EvalRecipe, Plan, TrainRecipe

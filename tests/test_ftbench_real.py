@@ -13,11 +13,11 @@ import torch
 from ftbench_fixtures import write_all
 
 from trex_ray.execute.context import RunContext
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.metrics import score
 from trex_ray.execute.run_plan import run_plan, score_test
 from trex_ray.execute.sources import DataError
 from trex_ray.execute.splits import task_splits
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.real import BENCH, real_task
 from trex_ray.spec import DataSource, Plan, TaskSpec, TrainRecipe, load_task
 from trex_ray.spec.task import MetricName

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trex_ray.cli import UserError, resolve_task
-from trex_ray.execute.op_params import check_op
 from trex_ray.research.llm.client import Rejection
 from trex_ray.research.llm.schemas import BOUNDS
 from trex_ray.research.llm.validate import PlanCheck, check_insight, check_queries, registry
 from trex_ray.spec import MetricName, Plan, SpecError, TaskSpec, load_task
+from trex_ray.spec.data_ops import check_op
 from trex_ray.tree import ROOT_ID, EventKind
 
 EXAMPLES = 1_100  # per property: >= 1,000 task files and >= 1,000 answers per run

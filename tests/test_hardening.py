@@ -177,8 +177,8 @@ def _nest(depth: int) -> object:
     ("subsample", {"n": [5]}, "n=.*not a list or mapping"),
 ])
 def test_every_op_param_is_bounded_and_scalar(op, params, reason):
-    from trex_ray.execute.op_params import check_op
     from trex_ray.execute.sources import DataError
+    from trex_ray.spec.data_ops import check_op
 
     with pytest.raises(DataError, match=f"data op '{op}': {reason}") as info:
         check_op(op, params, rows=400, task=make_task())
@@ -186,7 +186,7 @@ def test_every_op_param_is_bounded_and_scalar(op, params, reason):
 
 
 def test_bounded_params_within_limits_pass():
-    from trex_ray.execute.op_params import check_op
+    from trex_ray.spec.data_ops import check_op
 
     task = make_task()
     assert check_op("source_mix", {"n": 40_000}, 400, task)["n"] == 40_000

@@ -558,8 +558,11 @@ def test_draft_turns_a_request_and_data_into_a_valid_task(server, tmp_path):
         default=PlanScript(),
     )
     spec = llm_task(srv.url).search.llm
+    from trex_ray.execute.profile import draft_profile
+
     d = draft_task(
-        "label each review as positive or negative", str(data), spec=spec, log_dir=tmp_path / "log"
+        "label each review as positive or negative", str(data), spec=spec, log_dir=tmp_path / "log",
+        profiler=draft_profile,
     )
     assert d.by == "llm" and d.task.data.train[0].input_field == "review"
     assert "no column 'nope'" in srv.requests[1]["body"]["messages"][-1]["content"]

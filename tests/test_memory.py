@@ -11,8 +11,8 @@ from factories import make_task
 
 from trex_ray.execute.context import RunContext
 from trex_ray.execute.engine import ds_config
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.run_plan import run_plan
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.registry import builtin_task
 from trex_ray.spec import DataOp, DataRecipe, Plan, Result, SpecError, TaskSpec, TrainRecipe
 
@@ -102,8 +102,8 @@ def test_zero3_partitions_at_load_and_trains_the_same(plain: Result, cache: Path
 
 def test_partitioned_load_builds_partitioned_parameters_and_then_stops(cache: Path) -> None:
     from trex_ray.execute.engine import partitioned_load
+    from trex_ray.execute.launch import InProcessLauncher
     from trex_ray.execute.models import _causal_lm, materialize_base_model
-    from trex_ray.execute.train import InProcessLauncher
 
     base = materialize_base_model(BASE.model, cache)
 

@@ -14,9 +14,9 @@ from trex_ray.execute import embedded
 from trex_ray.execute.context import RunContext
 from trex_ray.execute.data import prepare
 from trex_ray.execute.encode import IGNORE, encode
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.models import load_tokenizer
 from trex_ray.execute.run_plan import run_plan
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.spec import DataRecipe, Plan, TrainRecipe, load_task
 
 REPO = Path(__file__).resolve().parents[1]

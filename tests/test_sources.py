@@ -303,3 +303,28 @@ def test_csv_messages_as_json_strings(tmp_path: Path) -> None:
     path = tmp_path / "chat.csv"
     Dataset.from_dict({"messages": [json.dumps(msgs)]}).to_csv(str(path), index=False)
     assert load(path) == [row("hi", "yo")]
+
+
+def test_builtin_data_comes_from_the_registry_ftbench_fills() -> None:
+    """execute never imports ftbench: in a process that has not imported it, a builtin source fails
+    with one line saying how to register the built-in data; once imported, it loads."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from trex_ray.execute.sources import DataError, load_source\n"
+        "from trex_ray.spec import DataSource\n"
+        "try:\n"
+        "    load_source(DataSource(id='builtin:sentiment'))\n"
+        "except DataError as exc:\n"
+        "    print('ERR', exc)\n"
+        "assert 'trex_ray.ftbench' not in sys.modules\n"
+        "import trex_ray.ftbench\n"
+        "print('ROWS', len(load_source(DataSource(id='builtin:sentiment', limit=5))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    err, rows = out.stdout.strip().splitlines()
+    assert err.startswith("ERR") and "import trex_ray.ftbench" in err
+    assert rows == "ROWS 5"

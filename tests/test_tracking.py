@@ -11,9 +11,9 @@ from factories import finished, make_plan, make_task
 from tb_events import read_events
 
 from trex_ray.execute.context import RunContext
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.run_plan import run_plan, score_test
 from trex_ray.execute.tracking import MlflowTracker, flat_plan, tb_writer
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.registry import builtin_task
 from trex_ray.spec import DataOp, DataRecipe, Plan, Result, SpecError, TrainRecipe
 

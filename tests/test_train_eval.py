@@ -10,8 +10,8 @@ import pytest
 from trex_ray.execute.context import Decision, RunContext
 from trex_ray.execute.data import prepare
 from trex_ray.execute.evaluate import HFBackend, evaluate, get_backend
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.run_plan import run_plan
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.ftbench.registry import builtin_task
 from trex_ray.spec import DataOp, DataRecipe, FailureKind, Outcome, Plan, Progress, Result, TrainRecipe
 
@@ -167,7 +167,7 @@ def test_op_builds_use_this_interpreters_ninja_whatever_path_says(monkeypatch: p
     import shutil
     import sys
 
-    from trex_ray.execute.train import ensure_torch_extensions_dir
+    from trex_ray.execute.launch import ensure_torch_extensions_dir
 
     here = Path(sys.executable).parent
     if not (here / "ninja").is_file():

@@ -19,9 +19,9 @@ from pathlib import Path
 from run_builder import RunBuilder
 
 from trex_ray.execute.context import RunContext
+from trex_ray.execute.launch import InProcessLauncher
 from trex_ray.execute.models import load_tokenizer, materialize_base_model
 from trex_ray.execute.run_plan import run_plan, score_test
-from trex_ray.execute.train import InProcessLauncher
 from trex_ray.spec import DataOp, DataRecipe, ModelSpec, Plan, TaskSpec, TrainRecipe, load_task
 from trex_ray.tree import EventKind, SearchTree
 

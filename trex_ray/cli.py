@@ -15,7 +15,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+import trex_ray.ftbench  # noqa: F401  (registers the built-in data every command may read: spec/builtin.py)
 from trex_ray.spec import SpecError, TaskSpec, load_task
 from trex_ray.spec.uri import credentials_error
 from trex_ray.store.lease import LeaseHeld
@@ -109,8 +111,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="a LoRA node: merge the adapter into its base (else the adapter alone)")
     export.set_defaults(func=cmd_export)
 
-    _llm_cli().add_draft_command(sub)
-    _bench_cli().add_bench_command(sub)
+    _llm_cli().add_draft_command(sub, profiler=_draft_profile)
+    _bench_cli().add_bench_command(sub, run=_cmd_bench)
 
     tasks = sub.add_parser("tasks", help="list built-in tasks and the FT-Bench suites")
     tasks.set_defaults(func=cmd_tasks)
@@ -118,15 +120,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench_cli():  # type: ignore[no-untyped-def]
-    from trex_ray.ftbench import cli  # `trex bench`, <suite>/<task> names for `trex run` (Ray only when run)
+    from trex_ray.ftbench import cli  # `trex bench`'s arguments, <suite>/<task> names for `trex run`
 
     return cli
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from trex_ray.runtime.bench import cmd_bench  # the sweep on Ray
+
+    return cmd_bench(args)
 
 
 def _llm_cli():  # type: ignore[no-untyped-def]
     from trex_ray.research.llm import cli  # `trex draft` and --model/--api-base/--notes (no litellm import)
 
     return cli
+
+
+def _draft_profile(task: TaskSpec) -> dict[str, Any]:
+    from trex_ray.execute.profile import draft_profile
+
+    return draft_profile(task)
 
 
 def resolve_task(name_or_path: str, overrides: list[str]) -> TaskSpec:
@@ -250,14 +264,12 @@ def _check_planner(task: TaskSpec) -> None:
 
 
 def _load_tree(run_dir: str):  # type: ignore[no-untyped-def]
-    from trex_ray.runtime.driver import task_of
-    from trex_ray.store import read_tree
+    from trex_ray.store import read_run
 
     try:
-        task = task_of(run_dir)
+        return read_run(run_dir)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
-    return task, read_tree(run_dir)
 
 
 def _has_run(run_dir: str) -> bool:

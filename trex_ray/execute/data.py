@@ -7,14 +7,16 @@ data spec, template and seed finds it.
 
 Example::
 
-    from trex_ray.ftbench import builtin_task
+    from trex_ray.ftbench import builtin_task   # (importing ftbench registers the built-in data)
     from trex_ray.spec import DataOp, DataRecipe
 
     recipe = DataRecipe(ops=[DataOp(op="dedup"), DataOp(op="label_noise_filter")], template="instruct")
     prepared = prepare(recipe, builtin_task("sentiment"), Path("/tmp/trex-cache"))
     prepared.train[0]["prompt"], prepared.stats["ops"]
 
-A new op: ``@register_op("name")`` on ``def op(ds, params, ctx) -> Dataset``.
+A new op: ``@register_op("name")`` on ``def op(ds, params, ctx) -> Dataset``, and its summary and
+param schema in ``spec/data_ops.py``. The noise filter's scoring is ``noise.py``; the data profile
+for the planner, ``profile.py``.
 """
 
 from __future__ import annotations
@@ -22,14 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import shutil
-import statistics
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,13 +40,13 @@ import datasets
 from datasets import Dataset, DatasetDict
 
 from trex_ray.execute.metrics import normalize
-from trex_ray.execute.models import model_facts
-from trex_ray.execute.op_params import MAX_DROP, check_op
+from trex_ray.execute.noise import noise_flags
 from trex_ray.execute.prompts import render_prompts, resolve_template, template_identity
-from trex_ray.execute.sources import DataError, load_train
+from trex_ray.execute.sources import DataError
 from trex_ray.execute.splits import task_splits
-from trex_ray.ftbench.generators import GENERATOR_VERSION
 from trex_ray.spec import TEMPLATES, DataRecipe, DataSource, TaskSpec
+from trex_ray.spec import builtin as builtin_data
+from trex_ray.spec.data_ops import check_op
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _col(ds: Dataset, name: str) -> list[Any]:
     return list(ds[name])
 
 
-# --- ops: each checks its params against bounds first (op_params.py), then touches the data ---
+# --- ops: each checks its params against bounds first (spec/data_ops.py), then touches the data ---
 @register_op("source_mix")
 def source_mix(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> Dataset:
     """Resample to ``n`` examples, each train source in proportion to its weight.
@@ -169,117 +169,6 @@ def label_noise_filter(ds: Dataset, params: dict[str, Any], ctx: OpContext) -> D
     return ds.select([i for i, bad in enumerate(flags) if not bad])
 
 
-# --- noise scoring ---------------------------------------------------------------------------
-def looks_like_labels(targets: list[str]) -> bool:
-    """Targets are class labels: short (<= 3 words) and few distinct values."""
-    if not targets:
-        return False
-    parts = [p.strip() for t in targets for p in normalize(t).split(",")]  # multi-label sets too
-    distinct = set(parts)
-    few = len(distinct) <= min(50, max(2, len(targets) // 5))
-    return few and all(len(_words(p)) <= 3 for p in parts)
-
-
-_NEGATIONS = frozenset({"not", "no", "never", "without"})
-
-
-def _features(text: str) -> list[str]:
-    """Bag of words with negation marking: the word after "not" becomes "not_<word>"."""
-    out: list[str] = []
-    negate = False
-    for word in normalize(text).split():
-        if word in _NEGATIONS:
-            negate = True
-            continue
-        out.append(f"not_{word}" if negate else word)
-        negate = False
-    return out
-
-
-@dataclass
-class _NaiveBayes:
-    """Multinomial naive Bayes with add-one smoothing over string features."""
-
-    log_prior: dict[str, float]
-    log_lik: dict[str, dict[str, float]]
-    log_unseen: dict[str, float]
-
-    @classmethod
-    def fit(cls, rows: list[tuple[list[str], str]]) -> _NaiveBayes:
-        priors: Counter[str] = Counter(label for _, label in rows)
-        counts: dict[str, Counter[str]] = {label: Counter() for label in priors}
-        for feats, label in rows:
-            counts[label].update(feats)
-        vocab = len({f for c in counts.values() for f in c}) + 1
-        log_prior, log_lik, log_unseen = {}, {}, {}
-        for label, c in counts.items():
-            denom = sum(c.values()) + vocab
-            log_prior[label] = math.log(priors[label] / len(rows))
-            log_lik[label] = {f: math.log((k + 1) / denom) for f, k in c.items()}
-            log_unseen[label] = math.log(1 / denom)
-        return cls(log_prior, log_lik, log_unseen)
-
-    def prob(self, feats: list[str], label: str) -> float:
-        """P(label | features); 0 for a label never seen in training."""
-        if label not in self.log_prior:
-            return 0.0
-        logp = {
-            y: prior + sum(self.log_lik[y].get(f, self.log_unseen[y]) for f in feats)
-            for y, prior in self.log_prior.items()
-        }
-        top = max(logp.values())
-        return math.exp(logp[label] - top) / sum(math.exp(v - top) for v in logp.values())
-
-
-def label_scores(inputs: list[str], labels: list[str], folds: int = 5, seed: int = 0) -> list[float]:
-    """Out-of-fold naive-Bayes probability of each example's own label (low = suspicious)."""
-    rows = [(_features(x), normalize(y)) for x, y in zip(inputs, labels, strict=True)]
-    order = list(range(len(rows)))
-    random.Random(f"noise:{seed}").shuffle(order)
-    scores = [1.0] * len(rows)
-    for k in range(min(folds, len(rows))):
-        held = set(order[k::folds])
-        rest = [rows[i] for i in order if i not in held]
-        if not rest:
-            continue
-        model = _NaiveBayes.fit(rest)
-        for i in held:
-            scores[i] = model.prob(*rows[i])
-    return scores
-
-
-def overlap_scores(inputs: list[str], targets: list[str]) -> list[float]:
-    """Fraction of each target's words that occur in its input (low = unrelated target)."""
-    out = []
-    for x, y in zip(inputs, targets, strict=True):
-        source, words = set(normalize(x).split()), normalize(y).split()
-        out.append(sum(w in source for w in words) / len(words) if words else 0.0)
-    return out
-
-
-def noise_flags(inputs: list[str], targets: list[str], params: dict[str, Any], seed: int = 0) -> list[bool]:
-    """Which examples the noise filter would drop (True = likely noisy)."""
-    mode = params.get("mode", "auto")
-    if mode == "label" or (mode == "auto" and looks_like_labels(targets)):
-        scores = label_scores(inputs, targets, int(params.get("folds", 5)), seed)
-        cutoff = params.get("threshold", 0.2)
-    else:
-        scores = overlap_scores(inputs, targets)
-        cutoff = params.get("min_overlap", 0.5)
-    return _cap_drops(scores, cutoff, float(params.get("max_drop", MAX_DROP)))
-
-
-def _cap_drops(scores: list[float], cutoff: float, max_drop: float) -> list[bool]:
-    """Flag scores below ``cutoff``, but never more than ``max_drop`` of the data (the worst first):
-    a scorer that does not fit the data (e.g. multi-label sets) must not wipe the data out."""
-    flagged = [i for i, s in enumerate(scores) if s < cutoff]
-    limit = int(max_drop * len(scores))
-    if len(flagged) > limit:
-        flagged = sorted(flagged, key=lambda i: scores[i])[:limit]
-    keep = set(flagged)
-    return [i in keep for i in range(len(scores))]
-
-
 # --- prepare ---------------------------------------------------------------------------------
 def _file_stamp(src: DataSource) -> list[int] | None:
     path = Path(src.id).expanduser()
@@ -294,7 +183,7 @@ def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0, template: str |
     name and description (the chat instruction), seed, file stamps."""
     blob = {
         "format": DATA_FORMAT_VERSION,
-        "generators": GENERATOR_VERSION,
+        "generators": builtin_data.version("generators"),
         "recipe": recipe.model_dump(mode="json"),
         "data": task.data.model_dump(mode="json"),
         "task": task.name,
@@ -304,9 +193,8 @@ def data_hash(recipe: DataRecipe, task: TaskSpec, seed: int = 0, template: str |
         "files": [_file_stamp(s) for s in [*task.data.train, task.data.eval] if s is not None],
     }
     if any(s is not None and s.convert for s in [*task.data.train, task.data.eval]):
-        from trex_ray.ftbench.convert import VERSION
-
-        blob["convert"] = VERSION  # only converted sources: other tasks keep their cache keys
+        # only converted sources: other tasks keep their cache keys
+        blob["convert"] = builtin_data.version("convert")
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -406,45 +294,3 @@ def _tokenizer(base_dir: str | Path | None) -> Any:
     from trex_ray.execute.models import load_tokenizer
 
     return load_tokenizer(base_dir)
-
-
-# --- profile ---------------------------------------------------------------------------------
-def _length_stats(texts: list[str]) -> dict[str, float]:
-    lengths = sorted(len(_words(t)) for t in texts) or [0]
-    return {"mean": round(statistics.fmean(lengths), 2), "p50": lengths[len(lengths) // 2],
-            "p95": lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))], "max": lengths[-1]}
-
-
-def _outlier_bound(texts: list[str]) -> int:
-    """A ``length_filter`` max_words (input + target) above which lengths are outliers: Q3 + 2 IQR."""
-    lengths = sorted(len(_words(t)) for t in texts) or [0]
-    q1, q3 = lengths[len(lengths) // 4], lengths[(3 * len(lengths)) // 4]
-    return int(q3 + 2 * (q3 - q1)) + 1
-
-
-def profile(task: TaskSpec, max_examples: int = 5000, seed: int = 0) -> dict[str, Any]:
-    """A data profile for the planner: sizes, duplicates, lengths, label balance, estimated noise."""
-    ds = load_train(task)
-    n = len(ds)
-    if n > max_examples:
-        ds = ds.select(sorted(random.Random(f"profile:{seed}").sample(range(n), max_examples)))
-    inputs, targets = _col(ds, "input"), _col(ds, "target")
-    is_labels = looks_like_labels(targets)
-    flags = noise_flags(inputs, targets, {"mode": "label" if is_labels else "text"}, seed)
-    out: dict[str, Any] = {
-        "model": model_facts(task.model),
-        "train_examples": n,
-        "sources": {src.id: src.weight for src in task.data.train},
-        "duplicate_fraction": round(1 - len({normalize(x) for x in inputs}) / max(1, len(inputs)), 4),
-        "input_words": _length_stats(inputs),
-        "target_words": _length_stats(targets),
-        "suggested_max_words": _outlier_bound([f"{x} {y}" for x, y in zip(inputs, targets, strict=True)]),
-        "targets_are_labels": is_labels,
-        "noise_estimate": round(sum(flags) / max(1, len(flags)), 4),
-        "noise_scorer": "naive_bayes_out_of_fold" if is_labels else "target_input_overlap",
-    }
-    out["input_words_p95"], out["target_words_p95"] = out["input_words"]["p95"], out["target_words"]["p95"]
-    if is_labels:
-        counts = Counter(normalize(t) for t in targets)
-        out["label_distribution"] = {k: round(v / len(targets), 4) for k, v in counts.most_common()}
-    return out

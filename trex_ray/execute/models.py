@@ -2,8 +2,8 @@
 
 ``builtin:smollm2-135m`` (the default) is a real pretrained model shipped inside a package
 (``execute/embedded.py``). ``builtin:tiny-llama`` is a small Llama with random (seeded) weights
-and a word-level tokenizer over ``builtin_vocabulary()``, for fast tests only. It is written once
-into the shared cache as
+and a word-level tokenizer over the built-in tasks' words (``spec/builtin.py``, from ftbench), for
+fast tests only. It is written once into the shared cache as
 an ordinary Hugging Face model directory, so that every backend (HF, vLLM) loads it like any
 other local model.
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from trex_ray.spec import ModelSpec, TrainMode, TrainRecipe
+from trex_ray.spec import ModelSpec, TrainMode, TrainRecipe, builtin
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +105,9 @@ def build_builtin_model(preset: str, vocab_size: int, tokenizer: Any, seed: int 
 
 
 def word_classes() -> dict[str, list[str]]:
-    """Groups of words that play the same part in every built-in task (sentiment adjectives by
-    polarity, intensifiers, openers, review nouns). Words a task must copy (headline names and
-    verbs, reverse symbols) keep their own identity: a shared direction would blur them."""
-    from trex_ray.ftbench import lexicon as lx
-
-    names = ("POSITIVE", "NEGATIVE", "NEUTRAL", "INTENSIFIERS", "OPENERS", "NOUNS")
-    return {name.lower(): list(getattr(lx, name)) for name in names if hasattr(lx, name)}
+    """Groups of words that play the same part in every built-in task (registered by ftbench:
+    ``spec/builtin.py``)."""
+    return builtin.words().classes()
 
 
 def apply_class_prior(
@@ -129,9 +125,10 @@ def apply_class_prior(
 
 
 def _builtin_vocabulary() -> list[str]:
-    from trex_ray.ftbench.lexicon import builtin_vocabulary
-
-    return builtin_vocabulary()
+    try:
+        return builtin.words().vocabulary()
+    except LookupError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def _builtin_dir(preset: str, vocabulary: list[str], cache_dir: Path) -> Path:

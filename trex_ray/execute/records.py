@@ -1,4 +1,5 @@
-"""A source's raw records, as its files hold them, for sources with a ``convert`` (ftbench/convert.py).
+"""A source's raw records, as its files hold them, for sources with a ``convert`` (``spec/builtin.py``;
+the FT-Bench conversions are ``ftbench/convert.py``).
 
 Records are read without ``datasets``' type inference where the file is JSON: real benchmark files
 mix types inside one field (GTA's turns hold text or objects), which Arrow cannot hold in a column.
@@ -19,10 +20,20 @@ from typing import Any
 
 from datasets import Dataset, Features, Value
 
-from trex_ray.ftbench.convert import ConvertError, as_records, convert
 from trex_ray.spec import DataSource
+from trex_ray.spec.builtin import ConvertError, convert
 
 COLUMNS = ("input", "target", "system", "history")  # as sources.COLUMNS
+Record = dict[str, Any]
+
+
+def as_records(obj: Any) -> list[Record]:
+    """A JSON file's records: a list of objects, or an object of objects keyed by id (GTA)."""
+    if isinstance(obj, list):
+        return [r for r in obj if isinstance(r, dict)]
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        return [{"id": k, **v} for k, v in obj.items()]
+    return [obj] if isinstance(obj, dict) else []
 
 
 def _path(src: DataSource) -> Path | None:

@@ -12,7 +12,7 @@ picks by the columns):
 Every source becomes four string columns: ``input`` (the final user message), ``target`` (the reply
 to learn), ``system`` ("" when none) and ``history`` (``json.dumps`` of the earlier
 ``[{"role": "user"|"assistant", "content": ...}]`` turns, "[]" when none). Label columns that are
-not strings become text: class names, "true"/"false", and lists joined with ", ".
+not strings become text: class names, "true"/"false", and lists joined with ", " (``columns.py``).
 
 Example::
 
@@ -25,16 +25,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
-from datasets import ClassLabel, Dataset, Features, Value
+from datasets import Dataset, Features, Value
 
-from trex_ray.ftbench.corpora import corpus_names, corpus_records
-from trex_ray.ftbench.generators import generate, task_names
+from trex_ray.execute.columns import Ctx, optional, strings
 from trex_ray.spec import DataSource, TaskSpec
+from trex_ray.spec.builtin import HINT, builtin_data, data_names
+from trex_ray.spec.data_ops import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -57,29 +57,7 @@ ROLES = {
     "chatgpt": "assistant",
     "bot": "assistant",
 }
-_LIST_FEATURES = tuple(
-    getattr(datasets.features, n) for n in ("Sequence", "List", "LargeList") if hasattr(datasets.features, n)
-)
-
 Rows = dict[str, list[str]]
-
-
-class DataError(ValueError):
-    """A data source or data op is wrong; the message is one line naming it and the fix."""
-
-
-@dataclass(frozen=True)
-class _Ctx:
-    """The source being read and where the spec names it (``data.train[0]``), for error messages."""
-
-    src: DataSource
-    where: str | None = None
-
-    def field(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def error(self, text: str) -> DataError:
-        return DataError(f"data source {self.src.id!r}: {text}")
 
 
 def load_source(src: DataSource, where: str | None = None) -> Dataset:
@@ -87,7 +65,7 @@ def load_source(src: DataSource, where: str | None = None) -> Dataset:
 
     ``where`` is how the task spec names the source (``data.train[0]``); errors name its fields so.
     """
-    ctx = _Ctx(src, where)
+    ctx = Ctx(src, where)
     if src.convert is not None:
         from trex_ray.execute.records import load_converted
 
@@ -117,21 +95,21 @@ def load_train(task: TaskSpec) -> Dataset:
 
 
 # --- reading ---------------------------------------------------------------------------------
-def _load_builtin(ctx: _Ctx) -> Dataset:
-    """A real corpus shipped in a package (``ftbench/corpora.py``) or a generated task."""
+def _load_builtin(ctx: Ctx) -> Dataset:
+    """A real corpus shipped in a package or a generated task (``spec/builtin.py``; ftbench's)."""
     name = ctx.src.id.removeprefix("builtin:")
-    if name not in task_names() and name not in corpus_names():
-        known = [f"builtin:{n}" for n in [*corpus_names(), *task_names()]]
-        raise ctx.error(f"no such built-in task or corpus; use one of {known}")
+    data = builtin_data(name)
+    if data is None:
+        known = [f"builtin:{n}" for n in data_names()]
+        raise ctx.error(f"no such built-in task or corpus; use one of {known}" if known else HINT)
     try:
-        split = ctx.src.split
-        records = corpus_records(name, split) if name in corpus_names() else generate(name, split)
+        records = data.records(ctx.src.split)
     except ValueError as exc:  # CorpusUnavailable too: its message names the pip command
         raise ctx.error(str(exc)) from exc
     return Dataset.from_list(records)
 
 
-def _load_local(ctx: _Ctx) -> Dataset:
+def _load_local(ctx: Ctx) -> Dataset:
     path = Path(ctx.src.id).expanduser()
     if path.is_dir():
         return _load_folder(ctx, path)
@@ -153,7 +131,7 @@ def _load_local(ctx: _Ctx) -> Dataset:
         ) from exc
 
 
-def _load_url(ctx: _Ctx) -> Dataset:
+def _load_url(ctx: Ctx) -> Dataset:
     """One data file at an http(s) URL, read by its suffix like a local file."""
     suffix = "." + ctx.src.id.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
     builder = BUILDERS.get(suffix)
@@ -166,7 +144,7 @@ def _load_url(ctx: _Ctx) -> Dataset:
                         "the file and use its path as the source id") from exc
 
 
-def _load_folder(ctx: _Ctx, path: Path) -> Dataset:
+def _load_folder(ctx: Ctx, path: Path) -> Dataset:
     """A folder saved by ``save_to_disk``, or a folder of data files (one per split) read like a hub id."""
     if not (path / "state.json").is_file() and not (path / "dataset_dict.json").is_file():
         return _load_hub(ctx)
@@ -181,7 +159,7 @@ def _load_folder(ctx: _Ctx, path: Path) -> Dataset:
     return saved
 
 
-def _load_hub(ctx: _Ctx) -> Dataset:
+def _load_hub(ctx: Ctx) -> Dataset:
     src = ctx.src
     try:
         if src.data_file:  # one file of the repo, not its configs
@@ -219,45 +197,45 @@ def _format(ds: Dataset, src: DataSource) -> str:
 
 
 # --- formats ---------------------------------------------------------------------------------
-def _text_rows(ds: Dataset, ctx: _Ctx) -> Rows:
+def _text_rows(ds: Dataset, ctx: Ctx) -> Rows:
     src = ctx.src
-    inputs = _strings(ds, ctx, src.input_field, "input_field")
-    targets = _strings(ds, ctx, src.target_field, "target_field", src.label_names)
+    inputs = strings(ds, ctx, src.input_field, "input_field")
+    targets = strings(ds, ctx, src.target_field, "target_field", src.label_names)
     return {"input": inputs, "target": targets, "system": [""] * len(ds), "history": ["[]"] * len(ds)}
 
 
-def _alpaca_rows(ds: Dataset, ctx: _Ctx) -> Rows:
+def _alpaca_rows(ds: Dataset, ctx: Ctx) -> Rows:
     for column in ("instruction", "output"):
         if column not in ds.column_names:
             raise ctx.error(
                 f"format alpaca needs a column {column!r} (has {ds.column_names}); rename it, "
                 f"or set {ctx.field('format')} to text with input_field/target_field"
             )
-    instructions = _strings(ds, ctx, "instruction", "format")
-    extras = _optional(ds, ctx, "input")
+    instructions = strings(ds, ctx, "instruction", "format")
+    extras = optional(ds, ctx, "input")
     inputs = [
         f"{ins}\n\n{extra}" if extra.strip() else ins for ins, extra in zip(instructions, extras, strict=True)
     ]
-    targets = _strings(ds, ctx, "output", "format", ctx.src.label_names)
+    targets = strings(ds, ctx, "output", "format", ctx.src.label_names)
     return {
         "input": inputs,
         "target": targets,
-        "system": _optional(ds, ctx, "system"),
+        "system": optional(ds, ctx, "system"),
         "history": ["[]"] * len(ds),
     }
 
 
-def _chat_rows(column: str, role_key: str, content_key: str) -> Callable[[Dataset, _Ctx], Rows]:
+def _chat_rows(column: str, role_key: str, content_key: str) -> Callable[[Dataset, Ctx], Rows]:
     """The reader of a chat format: conversations in ``column``, turns of ``role_key`` / ``content_key``."""
 
-    def read(ds: Dataset, ctx: _Ctx) -> Rows:
+    def read(ds: Dataset, ctx: Ctx) -> Rows:
         if column not in ds.column_names:
             raise ctx.error(
                 f"no column {column!r} (has {ds.column_names}); rename it, or set "
                 f"{ctx.field('format')} to the format of the file"
             )
         rows: Rows = {c: [] for c in COLUMNS}
-        systems = _optional(ds, ctx, "system")
+        systems = optional(ds, ctx, "system")
         for row, (turns, system) in enumerate(zip(ds[column][:], systems, strict=True)):
             parsed = _turns(turns, ctx, row, column, (role_key, content_key))
             for name, value in zip(COLUMNS, _split_chat(parsed, system, ctx, row, column), strict=True):
@@ -267,7 +245,7 @@ def _chat_rows(column: str, role_key: str, content_key: str) -> Callable[[Datase
     return read
 
 
-def _turns(turns: Any, ctx: _Ctx, row: int, column: str, keys: tuple[str, str]) -> list[tuple[str, str]]:
+def _turns(turns: Any, ctx: Ctx, row: int, column: str, keys: tuple[str, str]) -> list[tuple[str, str]]:
     """A conversation as (role, content) pairs, roles normalised to system / user / assistant."""
     role_key, content_key = keys
     if isinstance(turns, str):
@@ -306,7 +284,7 @@ def _content(value: Any) -> str | None:
 
 
 def _split_chat(
-    turns: list[tuple[str, str]], system: str, ctx: _Ctx, row: int, column: str
+    turns: list[tuple[str, str]], system: str, ctx: Ctx, row: int, column: str
 ) -> tuple[str, ...]:
     """(input, target, system, history): the last assistant turn, the user turn before it, the rest."""
     systems = [system, *(text for role, text in turns if role == "system")]
@@ -326,79 +304,9 @@ def _split_chat(
     return rest[last - 1][1], rest[last][1], "\n\n".join(s for s in systems if s), json.dumps(history)
 
 
-FORMATS: dict[str, Callable[[Dataset, _Ctx], Rows]] = {
+FORMATS: dict[str, Callable[[Dataset, Ctx], Rows]] = {
     "text": _text_rows,
     "alpaca": _alpaca_rows,
     "sharegpt": _chat_rows("conversations", "from", "value"),
     "messages": _chat_rows("messages", "role", "content"),
 }
-
-
-# --- columns as text -------------------------------------------------------------------------
-def _optional(ds: Dataset, ctx: _Ctx, column: str) -> list[str]:
-    return _strings(ds, ctx, column, "format") if column in ds.column_names else [""] * len(ds)
-
-
-def _strings(
-    ds: Dataset, ctx: _Ctx, column: str, field: str, label_names: tuple[str, ...] | None = None
-) -> list[str]:
-    """A column as text: strings as they are, labels by name, lists of labels joined with ", "."""
-    if column not in ds.column_names:
-        raise ctx.error(f"no column {column!r}; set {ctx.field(field)} to one of {ds.column_names}")
-    feature = ds.features[column]
-    item = feature.feature if isinstance(feature, _LIST_FEATURES) else feature
-    names = _names(item, label_names)
-    convert = _to_text(item, names)
-    if convert is None:
-        raise ctx.error(
-            f"column {column!r} ({ctx.field(field)}) holds {_kind(item)}, not text or labels; "
-            f"pick another {ctx.field(field)} or convert the file"
-        )
-    values = ds[column][:]
-    if names is not None:
-        _check_labels(values, names, ctx, column, isinstance(item, ClassLabel))
-    if item is feature:
-        return [convert(v) for v in values]
-    return [", ".join(convert(x) for x in v or []) for v in values]
-
-
-def _kind(item: Any) -> str:
-    if isinstance(item, dict):
-        return "dicts"
-    if isinstance(item, _LIST_FEATURES):
-        return "nested lists"
-    return f"{type(item).__name__} values" if not isinstance(item, Value) else f"{item.dtype} values"
-
-
-def _names(item: Any, label_names: tuple[str, ...] | None) -> list[str] | None:
-    """The names an int column's values index: its ClassLabel's, else ``label_names``; else None."""
-    if isinstance(item, ClassLabel):
-        return list(item.names)
-    if isinstance(item, Value) and "int" in item.dtype and label_names is not None:
-        return list(label_names)
-    return None
-
-
-def _to_text(item: Any, names: list[str] | None) -> Callable[[Any], str] | None:
-    """How one value of feature ``item`` becomes text; None for values that are not text or labels."""
-    if names is not None:
-        return lambda v: "" if v is None else names[v]
-    if not isinstance(item, Value) or item.dtype in ("binary", "large_binary"):
-        return None
-    if item.dtype == "bool":
-        return lambda v: "" if v is None else ("true" if v else "false")
-    return lambda v: "" if v is None else str(v)
-
-
-def _check_labels(values: list[Any], names: list[str], ctx: _Ctx, column: str, class_label: bool) -> None:
-    for row, value in enumerate(values):
-        for label in value if isinstance(value, list) else [value]:
-            if label is not None and not 0 <= label < len(names):
-                fix = (
-                    "use a labelled split (-1 marks an unlabelled row)"
-                    if class_label
-                    else f"give {ctx.field('label_names')} a name for every label"
-                )
-                raise ctx.error(
-                    f"row {row}: column {column!r} has label {label}, outside its {len(names)} names; {fix}"
-                )

@@ -1,6 +1,6 @@
 """The training loop that runs on every worker: DeepSpeed (ZeRO 0-3) over a causal LM, full or LoRA.
 
-``train_loop(config)`` works in this process (``InProcessLauncher``, world size 1) and inside a
+``train_loop(config)`` works in this process (``launch.InProcessLauncher``, world size 1) and inside a
 Ray Train worker (``trex_ray.runtime.train_launcher.RayTrainLauncher``). ``config`` holds paths
 and numbers only (plus an optional picklable progress callback)::
 
@@ -28,14 +28,10 @@ It returns ``{"steps", "tokens", "curve", "final_train_loss", "checkpoint", "ada
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import random
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +44,7 @@ from trex_ray.execute import trial_state
 from trex_ray.execute.context import Decision
 from trex_ray.execute.encode import IGNORE, collate, encode_split
 from trex_ray.execute.engine import _engine, compile_layers, ds_config, partitioned_load, should_compile
+from trex_ray.execute.launch import init_distributed, seed_all
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
 from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
@@ -59,48 +56,6 @@ DIVERGENCE_FACTOR = 3.0
 EMA = 0.9
 SYNC_EVERY = 8  # steps between reads of the loss on the host (a read waits for the GPU)
 VAL_LOSS_ROWS = 64  # validation rows of the loss reports (the node's metric is scored on all of them)
-
-
-def ensure_torch_extensions_dir() -> str:
-    """Where DeepSpeed caches its compiled ops: ``TORCH_EXTENSIONS_DIR``, else ``<repo>/.cache``.
-
-    Also puts this interpreter's ``bin`` first on ``PATH`` when it holds a ``ninja`` (the one pip
-    installed beside DeepSpeed), so that every process builds ops with the same ninja: two ninja
-    versions (e.g. the system's 1.11 and pip's 1.13) log the same build command under different
-    hashes, so a process on the other one recompiles the cached op (30-50 s on 2 cores) each time.
-    """
-    if not os.environ.get("TORCH_EXTENSIONS_DIR"):
-        repo = Path(__file__).resolve().parents[2]
-        root = repo / ".cache" if (repo / "pyproject.toml").is_file() else Path.home() / ".cache" / "trex_ray"
-        os.environ["TORCH_EXTENSIONS_DIR"] = str(root / "torch_extensions")
-    bin_dir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "").split(os.pathsep)
-    if (Path(bin_dir) / "ninja").is_file() and path[:1] != [bin_dir]:
-        os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in path if p != bin_dir)])
-    return os.environ["TORCH_EXTENSIONS_DIR"]
-
-
-# --- setup ------------------------------------------------------------------------------------
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    with contextlib.suppress(ImportError):
-        import numpy as np
-
-        np.random.seed(seed)
-
-
-def _init_distributed() -> tuple[int, int]:
-    import deepspeed
-
-    ensure_torch_extensions_dir()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if torch.cuda.is_available():  # this worker's GPU among those its machine's workers see
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    deepspeed.init_distributed(dist_backend=backend, verbose=False)
-    return dist.get_rank(), dist.get_world_size()
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -399,8 +354,8 @@ def _num_threads(config: dict[str, Any]) -> int:
 def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     """Train one plan on this worker; see the module docstring for ``config`` and the result."""
     torch.set_num_threads(_num_threads(config))
-    _seed_all(int(config["seed"]))
-    rank, world = _init_distributed()
+    seed_all(int(config["seed"]))
+    rank, world = init_distributed()
     run = _Run(config, rank, world)
     try:
         run.build()
@@ -413,68 +368,3 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     finally:
         if run.tb is not None:
             run.tb.close()
-
-
-# --- launching here ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _patched_env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-_PORT: list[int] = []
-
-
-def _world_of_one() -> dict[str, str]:
-    """The env of rank 0 in a world of one (DeepSpeed reads it), on a port chosen once per process."""
-    if not _PORT or not dist.is_initialized():
-        _PORT[:] = [free_port()]
-    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_PORT[0]), "RANK": "0", "WORLD_SIZE": "1",
-            "LOCAL_RANK": "0"}
-
-
-class InProcessLauncher:
-    """Runs the loop here as a world of one (gloo on a free localhost port): the ``TrainLauncher``
-    for tests, notebooks and single-process runs.
-
-    The process group is made on first use and kept for later launches in this process: DeepSpeed
-    caches its groups, so a torn-down and re-made group breaks its next ``initialize``. Call
-    ``shutdown()`` to tear it down when no more training will run here.
-    """
-
-    name = "inprocess"
-
-    def __init__(self, num_threads: int | None = None) -> None:
-        self.num_threads = num_threads  # None: the config's (run_plan sets it from cpus_per_worker)
-
-    def launch(self, loop: Loop, config: dict[str, Any]) -> dict[str, Any]:
-        saved_threads = torch.get_num_threads()
-        threads = {"num_threads": self.num_threads} if self.num_threads else {}
-        try:
-            with _patched_env(_world_of_one()):
-                if not dist.is_initialized():
-                    dist.init_process_group("gloo", rank=0, world_size=1)
-                return loop({**config, **threads})
-        finally:
-            torch.set_num_threads(saved_threads)
-
-    @staticmethod
-    def shutdown() -> None:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()

@@ -1,5 +1,7 @@
 """Built-in benchmark tasks: offline generated data sets, their vocabulary and TaskSpecs.
 
+Importing it registers the built-in data (``spec/builtin.py``) that ``execute`` and ``research`` read.
+
 Example::
 
     >>> from trex_ray.ftbench import builtin_task, generate
@@ -10,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+from trex_ray.ftbench import provide as _provide  # noqa: F401  (registers the built-in data: spec/builtin.py)
 from trex_ray.ftbench.generators import generate, task_names
 from trex_ray.ftbench.lexicon import builtin_vocabulary
 from trex_ray.ftbench.registry import builtin_task, list_builtin_tasks

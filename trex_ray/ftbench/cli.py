@@ -7,16 +7,13 @@
     trex run ftbench-mini/gta --max-nodes 8
     trex run ftbench/hoc          # offline: one line naming the analog to run instead
 
-Ray is imported only when a bench runs.
+The sweep itself, on Ray, is ``runtime/bench.py`` (``cmd_bench``); this module imports no Ray.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from trex_ray.ftbench.suites import (
@@ -39,7 +36,8 @@ def _user_error(message: str) -> Exception:
     return SpecError(message)
 
 
-def add_bench_command(sub: Any) -> None:
+def add_bench_command(sub: Any, run: Callable[[argparse.Namespace], int]) -> None:
+    """``trex bench``; ``run`` runs it (``runtime/bench.py::cmd_bench``: the ``trex`` entry passes it)."""
     bench = sub.add_parser("bench", help="search every task of a suite at once (one Researcher per task)")
     bench.add_argument(
         "--suite", required=True, choices=SUITES, help="ftbench (hub, GPU) or ftbench-mini (offline)"
@@ -58,7 +56,7 @@ def add_bench_command(sub: Any) -> None:
     )
     bench.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local cluster)")
     bench.add_argument("overrides", nargs="*", help="overrides applied to every task, e.g. search.seed=1")
-    bench.set_defaults(func=cmd_bench)
+    bench.set_defaults(func=run)
 
 
 def resolve(ref: str, overrides: list[str]) -> TaskSpec:
@@ -116,44 +114,4 @@ def bench_tasks(args: argparse.Namespace) -> dict[str, TaskSpec]:
     return tasks
 
 
-def _disconnect() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    sys.stdout.flush()
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from trex_ray.report.bench import markdown, write_table
-    from trex_ray.runtime.bench import run_bench
-
-    tasks = bench_tasks(args)
-    out = Path(args.out or f"runs/bench-{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    rows, wall = run_bench(tasks, out, suite=args.suite, address=args.address, say=say)
-    _disconnect()  # before the table: nothing of Ray's may print after the last line
-    parquet, md = write_table(rows, out, title=f"trex bench --suite {args.suite}", wall_seconds=wall)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "suite": args.suite,
-                    "out_dir": str(out),
-                    "wall_seconds": round(wall, 1),
-                    "results": [str(parquet), str(md)],
-                    "rows": rows,
-                },
-                default=str,
-            )
-        )
-    else:
-        print(markdown(rows, wall_seconds=wall))
-        print(f"results: {md}  {parquet}")
-    return 0 if not any(r.get("error") for r in rows) else 1
-
-
-__all__ = ["add_bench_command", "cmd_bench", "is_suite_ref", "resolve", "task_lines"]
+__all__ = ["add_bench_command", "bench_tasks", "is_suite_ref", "resolve", "task_lines"]

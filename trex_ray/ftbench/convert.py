@@ -19,14 +19,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from trex_ray.spec.builtin import ConvertError
+
+__all__ = ["CONVERTERS", "VERSION", "ConvertError", "convert"]
+
 VERSION = 1  # part of the prepared-data cache key of converted sources: bump when a conversion changes
 Record = dict[str, Any]
 Pair = tuple[str, str]
 LETTERS = "ABCDEFGH"
-
-
-class ConvertError(ValueError):
-    """A record does not have the schema its conversion reads; the message names the column."""
 
 
 def _need(rec: Record, row: int, *columns: str) -> list[Any]:
@@ -146,12 +146,3 @@ def convert(name: str, records: list[Record]) -> list[Pair]:
     if name not in CONVERTERS:
         raise ValueError(f"conversion {name!r} is unknown; use one of {sorted(CONVERTERS)}")
     return CONVERTERS[name](records)
-
-
-def as_records(obj: Any) -> list[Record]:
-    """A JSON file's records: a list of objects, or an object of objects keyed by id (GTA)."""
-    if isinstance(obj, list):
-        return [r for r in obj if isinstance(r, dict)]
-    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
-        return [{"id": k, **v} for k, v in obj.items()]
-    return [obj] if isinstance(obj, dict) else []

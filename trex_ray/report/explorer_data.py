@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from trex_ray.report.text import describe
-from trex_ray.research.insights import plan_changes
 from trex_ray.spec import Progress
+from trex_ray.spec.plan_text import plan_changes
 from trex_ray.tree import Node, SearchTree
 
 FORMAT = 1

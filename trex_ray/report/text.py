@@ -12,25 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from trex_ray.spec import TaskSpec, TrainMode
+from trex_ray.spec.plan_text import describe_plan
 from trex_ray.tree import ROOT_ID, Node, NodeStatus, SearchTree
 
 
 def describe(node: Node) -> str:
     """A short human summary of a node's plan."""
-    t = node.plan.train
-    if t.mode is TrainMode.none:
-        return "base model"
-    parts = [t.mode.value, f"lr={t.learning_rate:g}", f"ep={t.epochs:g}"]
-    if t.mode is TrainMode.lora:
-        parts.append(f"r={t.lora_r}")
-    if t.warm_start:
-        parts.append("warm")
-    if t.weight_decay:
-        parts.append(f"wd={t.weight_decay:g}")
-    parts += [o.op for o in node.plan.data.ops]
-    if node.plan.data.template not in ("auto", "plain"):
-        parts.append(f"tpl={node.plan.data.template}")
-    return " ".join(parts)
+    return describe_plan(node.plan)
 
 
 def node_record(node: Node) -> dict[str, Any]:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trex_ray.research.insights import InsightMemory, plan_changes
+from trex_ray.research.insights import InsightMemory
 from trex_ray.research.planner import register_planner
 from trex_ray.spec import DataOp, DataRecipe, FailureKind, Outcome, Plan, TaskSpec, TrainMode, TrainRecipe
+from trex_ray.spec.plan_text import plan_changes
 from trex_ray.tree import Node, SearchTree
 
 log = logging.getLogger(__name__)

@@ -11,24 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trex_ray.spec import FailureKind, Outcome, Plan
+from trex_ray.spec import FailureKind, Outcome
+from trex_ray.spec.plan_text import plan_changes
 from trex_ray.tree import Node, SearchTree
-
-
-def plan_changes(parent: Plan, child: Plan) -> list[str]:
-    """What a child plan changes relative to its parent, e.g. ``train.learning_rate=0.003``."""
-    changes = []
-    for section in ("train", "eval"):
-        a = getattr(parent, section).model_dump(mode="json")
-        b = getattr(child, section).model_dump(mode="json")
-        changes += [f"{section}.{k}={b[k]}" for k in sorted(b) if a.get(k) != b[k]]
-    before = {o.op for o in parent.data.ops}
-    after = {o.op for o in child.data.ops}
-    changes += [f"+data.{op}" for op in sorted(after - before)]
-    changes += [f"-data.{op}" for op in sorted(before - after)]
-    if parent.data.template != child.data.template:
-        changes.append(f"data.template={child.data.template}")
-    return changes
 
 
 def distill(tree: SearchTree, node: Node) -> tuple[str, dict[str, Any]]:

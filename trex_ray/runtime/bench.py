@@ -14,10 +14,12 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -215,3 +217,42 @@ def run_bench(
         for lease in leases:
             lease.release()
     return [_row(job, suite) for job in jobs], time.time() - start
+
+
+def _disconnect() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+    sys.stdout.flush()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``trex bench`` (its arguments: ``ftbench/cli.py``): the suite's tasks searched at once, the table."""
+    from trex_ray.ftbench.cli import bench_tasks
+    from trex_ray.report.bench import markdown, write_table
+
+    tasks = bench_tasks(args)
+    out = Path(args.out or f"runs/bench-{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    rows, wall = run_bench(tasks, out, suite=args.suite, address=args.address, say=say)
+    _disconnect()  # before the table: nothing of Ray's may print after the last line
+    parquet, md = write_table(rows, out, title=f"trex bench --suite {args.suite}", wall_seconds=wall)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "suite": args.suite,
+                    "out_dir": str(out),
+                    "wall_seconds": round(wall, 1),
+                    "results": [str(parquet), str(md)],
+                    "rows": rows,
+                },
+                default=str,
+            )
+        )
+    else:
+        print(markdown(rows, wall_seconds=wall))
+        print(f"results: {md}  {parquet}")
+    return 0 if not any(r.get("error") for r in rows) else 1

@@ -32,7 +32,7 @@ from trex_ray.tree import SearchTree
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunPaths", "connect", "run", "task_of"]
+__all__ = ["RunPaths", "connect", "run"]
 
 RESTART_WAIT_S = 300.0
 
@@ -137,9 +137,3 @@ def _write_address_hint(run_dir: Path) -> None:
         (run_dir / ADDRESS_HINT).write_text(ray.get_runtime_context().gcs_address)
     except Exception as exc:  # a hint only: `trex status` falls back to reading the store
         log.debug("no address hint: %s", exc)
-
-
-def task_of(run_dir: str | Path) -> TaskSpec:
-    """The task a run directory (or stored run URI) was started with (from its journal)."""
-    tree = read_tree(run_dir)  # FileNotFoundError when there is no run there
-    return TaskSpec.model_validate(tree.meta["task"])

@@ -48,7 +48,10 @@ def live_status(run_dir: str, address: str | None = None) -> dict[str, Any] | No
     target = cluster_address(run_dir, address)
     if not target or not _reachable(target):
         return None
-    import ray
+    try:
+        import ray
+    except ImportError:  # Ray not installed here: the store is read instead
+        return None
 
     from trex_ray.runtime.auth import align_auth_mode
     from trex_ray.runtime.researcher_actor import NAMESPACE, actor_name

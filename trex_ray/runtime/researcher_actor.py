@@ -101,7 +101,7 @@ class ResearcherActor:
         self.mlflow = self._mlflow(run_id)  # MLflow runs of this search (execute/tracking.py), or None
 
     def _profile(self) -> dict[str, Any]:
-        from trex_ray.execute.data import profile
+        from trex_ray.execute.profile import profile
 
         try:
             return profile(self.task)

@@ -11,6 +11,7 @@ from trex_ray.spec.plan import (
     TrainMode,
     TrainRecipe,
 )
+from trex_ray.spec.plan_text import describe_plan, plan_changes
 from trex_ray.spec.result import Cost, Decision, FailureKind, Outcome, Progress, Result
 from trex_ray.spec.task import (
     Budget,
@@ -30,5 +31,5 @@ __all__ = [
     "Decision", "EvalRecipe",
     "EvalSpec", "FailureKind", "MetricName", "MetricSpec", "ModelSpec", "Outcome", "Plan", "Progress",
     "Resources", "Result", "SearchSpec", "SpecError", "TaskSpec", "TrainMode", "TrainRecipe",
-    "load_task", "validate",
+    "describe_plan", "load_task", "plan_changes", "validate",
 ]

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from trex_ray.spec import TaskSpec
 from trex_ray.store.backends import JOURNAL, SNAPSHOT, JournalBackend, StoreError, open_backend
 from trex_ray.store.files import is_remote
 from trex_ray.store.snapshot import tree_from_dict, tree_to_dict
@@ -106,3 +107,14 @@ def read_tree(run_dir: str | Path) -> SearchTree:
         raise FileNotFoundError(f"{run_dir}: not a trex run directory (no {JOURNAL}); "
                                 "give the folder `trex run` printed")
     return store.replay()
+
+
+def read_run(run_dir: str | Path) -> tuple[TaskSpec, SearchTree]:
+    """The task a run was started with (from its journal) and its tree, read without writing."""
+    tree = read_tree(run_dir)  # FileNotFoundError when there is no run there
+    return TaskSpec.model_validate(tree.meta["task"]), tree
+
+
+def read_task(run_dir: str | Path) -> TaskSpec:
+    """The task a run directory (or stored run URI) was started with (from its journal)."""
+    return read_run(run_dir)[0]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trex_ray.research.llm.draft import DEFAULT_BASE_MODEL, draft_task
+from trex_ray.research.llm.draft import DEFAULT_BASE_MODEL, Profiler, draft_task
 from trex_ray.spec import SpecError, validate
 from trex_ray.spec.task import LLMSpec
 
@@ -47,7 +47,8 @@ def llm_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def add_draft_command(sub: Any) -> None:
+def add_draft_command(sub: Any, profiler: Profiler | None = None) -> None:
+    """``trex draft``; ``profiler`` is the executor's data profile (the ``trex`` entry passes it)."""
     p = sub.add_parser("draft", help="draft a task YAML from a request and your data (LLM or heuristic)")
     p.add_argument("request", help='what the model must do, e.g. "label reviews as positive or negative"')
     p.add_argument(
@@ -61,7 +62,7 @@ def add_draft_command(sub: Any) -> None:
     )
     p.add_argument("--out", help="write the YAML here (default: print it)")
     p.add_argument("--log-dir", help="where llm_calls.jsonl goes (default: runs/draft-<time>)")
-    p.set_defaults(func=cmd_draft)
+    p.set_defaults(func=cmd_draft, profiler=profiler)
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
@@ -71,7 +72,8 @@ def cmd_draft(args: argparse.Namespace) -> int:
         if spec.model is None:
             raise SpecError("--api-base needs --model provider/name (e.g. openai/my-model)")
     log_dir = Path(args.log_dir or f"runs/draft-{time.strftime('%Y%m%d-%H%M%S')}") if spec else None
-    draft = draft_task(args.request, args.data, args.eval_data, spec, log_dir, args.base_model)
+    draft = draft_task(args.request, args.data, args.eval_data, spec, log_dir, args.base_model,
+                       profiler=getattr(args, "profiler", None))
     if args.out:
         Path(args.out).write_text(draft.yaml, encoding="utf-8")
         print(f"task draft ({draft.by}) written to {args.out}; review it, then: trex run {args.out}")

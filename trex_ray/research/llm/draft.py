@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from trex_ray.research.llm.client import LLMClient, LLMUnavailable, Rejected, Re
 from trex_ray.research.llm.prompts import draft_messages
 from trex_ray.research.llm.schemas import TaskDraft, task_tool
 from trex_ray.research.llm.validate import clean_text, parse_json, schema_error
-from trex_ray.spec import SpecError, TaskSpec, validate
+from trex_ray.spec import SpecError, TaskSpec, builtin, validate
 from trex_ray.spec.task import LLMSpec
 
 DEFAULT_BASE_MODEL = "builtin:smollm2-135m"  # the embedded real model (spec DEFAULT_MODEL)
@@ -70,14 +71,14 @@ class Draft:
 def peek(data: str) -> list[dict[str, Any]]:
     """The first rows of a local .jsonl/.json/.parquet file or a ``builtin:<task>``."""
     if data.startswith("builtin:"):
-        from trex_ray.ftbench import generate, task_names
-
         name = data.removeprefix("builtin:")
-        if name not in task_names():
+        names = builtin.data_names(generated=True)
+        found = builtin.builtin_data(name)
+        if name not in names or found is None:
             raise SpecError(
-                f"--data {data}: no such built-in task; use one of {[f'builtin:{n}' for n in task_names()]}"
+                f"--data {data}: no such built-in task; use one of {[f'builtin:{n}' for n in names]}"
             )
-        return list(generate(name, "train"))[:PEEK_ROWS]
+        return list(found.records("train"))[:PEEK_ROWS]
     path = Path(data).expanduser()
     if not path.is_file():
         raise SpecError(f"--data {data}: file not found; give a local .jsonl, .json or .parquet file")
@@ -132,15 +133,17 @@ def _task_dict(
     }
 
 
-def data_profile(rows: list[dict[str, Any]], task: TaskSpec) -> dict[str, Any]:
-    """The executor's data profile when the data loads with these fields, else a column summary."""
+Profiler = Callable[[TaskSpec], dict[str, Any]]
+
+
+def data_profile(rows: list[dict[str, Any]], task: TaskSpec,
+                 profiler: Profiler | None = None) -> dict[str, Any]:
+    """The executor's data profile (``profiler``, given by the caller: ``execute.profile.draft_profile``)
+    when the data loads with these fields, else a column summary."""
     try:
-        import datasets
-
-        from trex_ray.execute.data import profile
-
-        datasets.disable_progress_bars()  # a command-line tool: no progress bars on stderr
-        return profile(task, max_examples=2000)
+        if profiler is None:
+            raise ValueError("no executor profile was given")
+        return profiler(task)
     except Exception as exc:  # noqa: BLE001 - a rough profile still helps the draft
         cols: dict[str, Any] = {}
         for c in rows[0]:
@@ -220,11 +223,14 @@ def draft_task(
     spec: LLMSpec | None = None,
     log_dir: Path | None = None,
     base_model: str = DEFAULT_BASE_MODEL,
+    profiler: Profiler | None = None,
 ) -> Draft:
+    """A task drafted from a request and the data; ``profiler`` gives the executor's data profile
+    (``execute.profile.draft_profile``; without it, a column summary goes into the prompt)."""
     rows = peek(data)
     columns = list(rows[0])
     provisional = heuristic_draft(request, data, eval_data, rows, base_model)
-    profile = data_profile(rows, provisional)
+    profile = data_profile(rows, provisional, profiler)
     notes = [] if eval_data else ["no --eval file: evaluation uses the training file; give a held-out one"]
     if spec is None:
         return Draft(

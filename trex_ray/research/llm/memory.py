@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trex_ray.report.text import describe
 from trex_ray.research.llm.ledger import approx_tokens
 from trex_ray.research.llm.tools import Finding
+from trex_ray.spec.plan_text import describe_plan
 from trex_ray.tree import Node, SearchTree
 
 MAX_TREE_LINES = 30
@@ -65,7 +65,8 @@ def node_line(node: Node, metric_name: str) -> str:
     score = f" {metric_name}={node.metric:.4f}" if node.metric is not None else ""
     failure = f" ({node.result.failure.value})" if node.result and node.result.failure else ""
     why = node.plan.rationale[:100]
-    return f"{node.id} (parent {node.parent or '-'}) {status}{failure}{score} | {describe(node)} | {why}"
+    plan = describe_plan(node.plan)
+    return f"{node.id} (parent {node.parent or '-'}) {status}{failure}{score} | {plan} | {why}"
 
 
 def render_tree(tree: SearchTree, node: Node, metric_name: str) -> str:

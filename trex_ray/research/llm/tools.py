@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from trex_ray.spec import builtin
+
 log = logging.getLogger(__name__)
 
 NOTE_SUFFIXES = (".md", ".txt", ".rst", ".tex")
@@ -127,8 +129,6 @@ class CatalogSearch:
         self._index: _Ranked | None = None
 
     def _load(self) -> _Ranked:
-        from trex_ray.ftbench import list_builtin_tasks
-
         docs = [
             (
                 Finding(
@@ -139,7 +139,7 @@ class CatalogSearch:
                 ),
                 f"{name} {desc}",
             )
-            for name, desc in list_builtin_tasks()
+            for name, desc in builtin.task_catalogue()  # registered by ftbench (spec/builtin.py)
         ]
         for repo in _cached_hub_datasets():
             docs.append(

@@ -4,7 +4,7 @@ Layers, each one a reason the model can act on: (1) the answer is one JSON objec
 size; (2) it matches the answer schema (``schemas.py``: unknown keys, wrong types and absurd
 values fail); (3) free text (rationales, insights, queries) holds no code, shell commands,
 markup or prompt-injection phrases; (4) data ops exist in the executor's registry and their
-params pass the op's own bounded checks for the run's data size (``execute/op_params.py``:
+params pass the op's own bounded checks for the run's data size (``spec/data_ops.py``:
 nothing runs, so no param can ask for unbounded work); (5) the merged ``Plan`` validates, trains
 (no ``mode: none`` child), only warm-starts from a trained parent, repeats no experiment and
 respects learning-rate ceilings learned from divergences. Nothing the model writes is ever executed. Example::
@@ -32,6 +32,7 @@ from trex_ray.research.llm.schemas import (
     QueriesAnswer,
 )
 from trex_ray.spec import TEMPLATE_NAMES, Plan, TaskSpec, TrainMode
+from trex_ray.spec.data_ops import OP_SUMMARIES, DataError, check_op
 from trex_ray.tree import Node, SearchTree
 
 log = logging.getLogger(__name__)
@@ -282,27 +283,19 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def registry() -> dict[str, Any]:
-    """The executor's data ops (imported here, lazily: it pulls in ``datasets``)."""
-    from trex_ray.execute.data import OPS
-
-    return OPS
+def registry() -> dict[str, str]:
+    """The data ops a plan may name, each with its one-line summary (``spec/data_ops.py``)."""
+    return dict(OP_SUMMARIES)
 
 
 def op_summaries() -> dict[str, str]:
-    """Each data op's first docstring line, for prompts."""
-    return {
-        name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        for name, fn in registry().items()
-    }
+    """Each data op's one-line summary, for prompts."""
+    return registry()
 
 
 def dry_run(task: TaskSpec, name: str, params: dict[str, Any], rows: int) -> str | None:
     """The op's own complaint about these params for data of ``rows`` examples, or None. Only the op's
-    bounded param checks run (``execute/op_params.py``): no data is touched, whatever the params ask."""
-    from trex_ray.execute.op_params import check_op
-    from trex_ray.execute.sources import DataError
-
+    bounded param checks run (``spec/data_ops.py``): no data is touched, whatever the params ask."""
     try:
         check_op(name, params, rows, task)
     except DataError as exc:

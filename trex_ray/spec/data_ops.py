@@ -1,9 +1,12 @@
-"""Data-op params, checked against bounds before any data is touched.
+"""The data ops a plan may name: one-line summaries and param schemas, checked against bounds.
+
+This is the catalogue (``OP_SUMMARIES``, ``check_op``); the ops themselves run in ``execute/data.py``
+(``OPS``, ``@register_op``). A new op gets a summary and a check here and its code there.
 
 Every numeric param has an upper bound (a plan asking ``source_mix`` for 10**12 rows is refused,
 not run), every param is a single number or word unless the op expects a mapping (``source_mix``
 ``weights``: source id -> number), and errors are one line naming the op, the param and the fix.
-The ops (``data.py``) call these first; the LLM validator calls them alone, with the real data's
+The ops (``execute/data.py``) call these first; the LLM validator calls them alone, with the real data's
 size, to refuse a plan without running anything. Example::
 
     check_op("subsample", {"n": 500}, rows=2000, task=task)     # {"n": 500, "fraction": None}
@@ -16,8 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from trex_ray.execute.sources import DataError
-from trex_ray.spec import TaskSpec
+from trex_ray.spec.task import TaskSpec
 
 MAX_ROWS = 1_000_000  # examples an op may ask for (source_mix, subsample)
 MAX_UPSAMPLE = 100  # source_mix makes at most this many times the data's examples
@@ -29,6 +31,20 @@ MAX_DROP = 0.3  # the noise filter never drops more than this fraction
 NOISE_DEFAULTS: dict[str, Any] = {
     "threshold": 0.2, "min_overlap": 0.5, "folds": 5, "mode": "auto", "max_drop": MAX_DROP,
 }
+
+OP_SUMMARIES = {  # what an LLM planner is told of each op
+    "source_mix": "Resample to ``n`` examples, each train source in proportion to its weight.",
+    "dedup": "Drop exact duplicates of the normalized input "
+             "(``key: input_target`` also compares the target).",
+    "length_filter": "Keep examples whose input + target word count lies in [``min_words``, ``max_words``].",
+    "subsample": "A seeded random subset of ``n`` examples or of a ``fraction`` of them (order kept).",
+    "label_noise_filter": "Drop likely-mislabeled examples, judged from the data alone.",
+}
+
+
+class DataError(ValueError):
+    """A data source or data op is wrong; the message is one line naming it and the fix."""
+
 
 Check = Callable[[dict[str, Any], int, TaskSpec], dict[str, Any]]
 CHECKS: dict[str, Check] = {}
