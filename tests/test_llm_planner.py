@@ -430,11 +430,11 @@ def test_notes_findings_are_searched_once_cited_and_reused_on_resume(server, tmp
 # --- the whole search, without Ray ------------------------------------------------------------------------
 def test_a_search_with_the_llm_planner_uses_its_plans_and_insights(server, tmp_path):
     srv = server(default=PlanScript())
-    task = llm_task(srv.url, "budget.max_nodes=5")
+    task = llm_task(srv.url, "budget.max_nodes=5", "search.early_stopping=false")  # five LLM plans
     researcher = Researcher.open(tmp_path, task, planner=planner(task, tmp_path))
     log = drive(researcher, slots=2)
     tree = researcher.tree
-    assert log.reason is not None and counted(tree) == 6
+    assert log.reason is not None and len(tree) == 6
     assert all(n.plan.rationale.startswith("LLM plan") for n in tree if n.parent is not None)
     assert sum(i["text"].startswith("LLM insight") for i in tree.insights) == 5
 
