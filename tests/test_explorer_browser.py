@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from factories import counted, make_plan
+from factories import make_plan
 from run_builder import RunBuilder, demo_run, synthetic_run
 
 from trex_ray.report.html import write_html
@@ -130,7 +130,7 @@ def demo(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_page_shows_every_node_and_the_best_path(page, demo) -> None:  # type: ignore[no-untyped-def]
     tree, html = demo
     _open(page, html.as_uri())
-    assert page.locator(NODES).count() == len(tree) and counted(tree) == 13
+    assert page.locator(NODES).count() == len(tree) == 13
     assert page.inner_text("#node-count") == "13 nodes"
     best = tree.best()
     assert page.get_attribute(f'{NODES}.best-node', "data-node-id") == best.id
