@@ -39,6 +39,7 @@ def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
         str(out_dir),
         *SMALL,
         *VLLM,
+        "search.test_top_k=0",  # the base alone on the test split: a full node's own engine costs ~30 s
     ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -54,6 +55,7 @@ def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
         assert row["metric"] == {"sst2": "accuracy", "gta": "tool_call_accuracy"}[name]
         assert (out_dir / name / "journal.jsonl").is_file()
         assert row["gain"] is not None and row["compute_seconds"] > 0
+        assert row["base_test"] is not None and row["best_test"] is None  # test_top_k=0: the base only
     # one evaluator (one vLLM engine) served both tasks, which share the base model
     assert "1 shared evaluator(s) for 2 tasks" in out.stderr
     for name in rows:

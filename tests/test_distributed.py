@@ -25,7 +25,8 @@ ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
-FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf"]
+FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf",
+        "search.early_stopping=false"]  # about placement: a stopped trial would only add a node
 
 
 def sentiment(*overrides: str) -> TaskSpec:

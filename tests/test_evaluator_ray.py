@@ -1,10 +1,7 @@
-"""The run's Evaluator actor on a real embedded Ray cluster, and a whole `trex run` evaluated with vLLM."""
+"""The run's Evaluator actor on a real embedded Ray cluster (a whole run evaluated by vLLM: test_jobs.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -54,19 +51,4 @@ def test_one_engine_serves_every_lora_node(cluster: object, shared_cache: Path, 
     assert gone["backend"] == "hf" and gone["completions"] == base["completions"]
 
 
-def test_a_run_evaluates_every_node_with_vllm(tmp_path: Path, shared_cache: Path) -> None:
-    run_dir = tmp_path / "run"
-    env = dict(os.environ, TREX_CACHE_DIR=str(shared_cache))
-    env.pop("RAY_ADDRESS", None)
-    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "1", "--quiet",
-           "data.train.0.limit=400", "data.eval.limit=100",
-           "eval.backend=vllm"]  # by name: on CPUs `auto` evaluates full fine-tunes with HF
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = subprocess.run([*TREX, "report", str(run_dir), "--format", "json"], env=env,
-                            capture_output=True, text=True, timeout=120)
-    data = json.loads(report.stdout.strip().splitlines()[-1])
-    scored = [n for n in data["nodes"] if n["metric"] is not None]
-    assert any(n["parent"] is None for n in scored) and any(n["parent"] is not None for n in scored)
-    assert {n["eval_backend"] for n in scored} == {"vllm"}
-    assert data["eval_backends"] == {"vllm": len(scored)}
+# A whole run evaluated by vLLM, base and trained node: tests/test_jobs.py (under `ray job submit`).

@@ -38,7 +38,7 @@ def test_ray_job_submit_runs_a_builtin_task_and_trex_report_reads_it(
         out = subprocess.run(
             ["bash", str(REPO / "scripts" / "submit.sh"), "--address", head.dashboard_url,
              "--submission-id", submission, "sentiment", "--max-nodes", "1", "data.train.0.limit=400",
-             "data.eval.limit=100", "eval.backend=hf", "--quiet", "--run-dir", str(run_dir)],
+             "data.eval.limit=100", "eval.backend=vllm", "--quiet", "--run-dir", str(run_dir)],
             env={**head.env, "RAY": RAY},
             cwd=tmp_path, capture_output=True, text=True, timeout=1200)
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
@@ -55,3 +55,8 @@ def test_ray_job_submit_runs_a_builtin_task_and_trex_report_reads_it(
     assert data["stop_reason"] and len(data["nodes"]) == 2
     assert all(n["status"] in ("finished", "pruned", "failed", "stopped") for n in data["nodes"])
     assert data["base_metric"] is not None and data["best"] is not None
+    # every node scored by the job's vLLM evaluator (by name: on CPUs `auto` evaluates full fine-tunes
+    # with HF), the base and the trained node alike: the evaluator runs under `ray job submit` too
+    scored = [n for n in data["nodes"] if n["metric"] is not None]
+    assert any(n["parent"] is None for n in scored) and any(n["parent"] is not None for n in scored)
+    assert {n["eval_backend"] for n in scored} == {"vllm"} and data["eval_backends"] == {"vllm": len(scored)}
