@@ -55,13 +55,14 @@ def test_bench_two_analogs_json(tmp_path: Path, shared_cache: Path) -> None:
         assert row["metric"] == {"sst2": "accuracy", "gta": "tool_call_accuracy"}[name]
         assert (out_dir / name / "journal.jsonl").is_file()
         assert row["gain"] is not None and row["compute_seconds"] > 0
-        assert row["base_test"] is not None and row["best_test"] is None  # test_top_k=0: the base only
+        assert row["base_test"] is not None
     # one evaluator (one vLLM engine) served both tasks, which share the base model
     assert "1 shared evaluator(s) for 2 tasks" in out.stderr
     for name in rows:
         tree = read_tree(out_dir / name)
         scored = [n for n in tree if n.result is not None and n.result.metric is not None]
         assert scored and eval_backends(tree) == {"vllm": len(scored)}
+        assert [n.id for n in tree if n.test_metric is not None] == ["n0"]  # test_top_k=0: the base only
     table = pq.read_table(out_dir / "results.parquet").to_pylist()
     assert [r["task"] for r in table] == ["sst2", "gta"]
     assert "gain over base on" in (out_dir / "results.md").read_text()

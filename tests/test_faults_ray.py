@@ -130,8 +130,9 @@ KILL = textwrap.dedent(
 def test_the_researcher_actor_killed_restarts_and_resumes_from_the_store(
         tmp_path: Path, shared_cache: Path) -> None:
     run_dir = tmp_path / "run"
-    # two trained nodes: two finished (n0, the base, counts) before the kill, at least one after
-    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "2", "--quiet", *FAST]
+    # three trained nodes: two finished (n0, the base, counts) before the kill, at least one after
+    # (with two, the last one could end the run before the kill lands)
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "3", "--quiet", *FAST]
     proc = subprocess.Popen(cmd, env=_env(shared_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
@@ -151,6 +152,6 @@ def test_the_researcher_actor_killed_restarts_and_resumes_from_the_store(
     after = _done(run_dir)
     for node_id, metric in before.items():
         assert after.get(node_id, "lost") == metric, f"{node_id} changed or vanished"
-    assert all(n.status.done for n in tree) and tree.finished_reason and counted(tree) == 3
+    assert all(n.status.done for n in tree) and tree.finished_reason and counted(tree) == 4
     starts = [e for e in _journal(run_dir) if e["kind"] == "run_started"]
     assert len(starts) == 1  # the restarted actor resumed the run, it did not start another

@@ -38,7 +38,8 @@ def test_ray_job_submit_runs_a_builtin_task_and_trex_report_reads_it(
         out = subprocess.run(
             ["bash", str(REPO / "scripts" / "submit.sh"), "--address", head.dashboard_url,
              "--submission-id", submission, "sentiment", "--max-nodes", "1", "data.train.0.limit=400",
-             "data.eval.limit=100", "eval.backend=vllm", "--quiet", "--run-dir", str(run_dir)],
+             "data.eval.limit=100", "eval.backend=vllm", "search.test_top_k=0", "--quiet", "--run-dir",
+             str(run_dir)],
             env={**head.env, "RAY": RAY},
             cwd=tmp_path, capture_output=True, text=True, timeout=1200)
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

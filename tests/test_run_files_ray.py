@@ -27,7 +27,7 @@ def test_a_run_keeps_its_files_in_its_folder_and_tracks_every_node(tmp_path: Pat
     env = dict(os.environ, TREX_CACHE_DIR=str(shared_cache))
     env.pop("RAY_ADDRESS", None)
     env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "3", "--quiet", *FAST,
+    cmd = [*TREX, "run", "sentiment", "--run-dir", str(run_dir), "--max-nodes", "2", "--quiet", *FAST,
            f"tracking.mlflow=sqlite:///{db}", "search.keep_checkpoints=1"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
