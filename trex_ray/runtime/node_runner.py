@@ -111,8 +111,21 @@ class NodeRunner:
 
 
     def test(self, job: NodeJob, checkpoint: str | None, adapter: bool,
-             evaluator: Any = None) -> dict[str, Any]:
-        """The node's score on the test split (``execute.run_plan.score_test``); never raises."""
+             evaluator: Any = None, threads: int | None = None) -> dict[str, Any]:
+        """The node's score on the test split (``execute.run_plan.score_test``); never raises.
+        ``threads``: CPU threads for an evaluation in this process (the search's end: its cores are free)."""
+        import torch
+
+        saved = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return self._test(job, checkpoint, adapter, evaluator)
+        finally:
+            torch.set_num_threads(saved)
+
+    @staticmethod
+    def _test(job: NodeJob, checkpoint: str | None, adapter: bool, evaluator: Any) -> dict[str, Any]:
         from trex_ray.execute.run_plan import one_line, score_test
         from trex_ray.runtime.evaluator import EvaluatorClient
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,11 +163,11 @@ class ResearcherActor:
         for node in self.researcher.to_test_early():
             self._start_test(node)
 
-    def _start_test(self, node: Node) -> None:
+    def _start_test(self, node: Node, threads: int | None = None) -> None:
         runner = self.runners.take()
         checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
         adapter = node.plan.train.mode is TrainMode.lora
-        ref = runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator())
+        ref = runner.test.remote(self._job(node), checkpoint, adapter, self._evaluator(), threads)
         self.testing[ref] = (node.id, runner)
         log.info("%s: scoring on the test split", node.id)
 
@@ -192,9 +193,20 @@ class ResearcherActor:
         while pending:
             wave, pending = pending[:slots], pending[slots:]
             for node in wave:
-                self._start_test(node)
+                self._start_test(node, self._test_threads(slots, len(wave)))
             for ref in list(self.testing):
                 self._collect_test(ref)
+
+    def _test_threads(self, slots: int, tests: int) -> int | None:
+        """CPU threads for each of the search's last test scores: the trial slots' CPUs on this machine
+        are free by then, so a lone test score (the usual case: the base was scored during the search)
+        uses them all rather than one. None (as trials have it) under a bench, whose other tasks may
+        still be training, and on GPUs."""
+        r = self.task.resources
+        if self.pool is not None or r.gpus_per_worker:
+            return None
+        cpus = min(os.cpu_count() or 1, int(slots * r.num_workers * r.cpus_per_worker))
+        return max(1, cpus // max(1, tests))
 
     def _dispatch(self, node: Node, self_handle: Any) -> None:
         job = self._job(node)
