@@ -111,9 +111,10 @@ def _worker(rank: int, world: int, port: int, config: dict[str, Any], out: str) 
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     import torch
 
-    from trex_ray.execute.launch import init_distributed, seed_all
+    from trex_ray.execute.launch import init_distributed, return_freed_memory, seed_all
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # the worker's setup, as train_loop does it
+    return_freed_memory()
     seed_all(0)
     rank, world = init_distributed()
     import trex_ray.execute.train as train
@@ -135,7 +136,8 @@ def _worker(rank: int, world: int, port: int, config: dict[str, Any], out: str) 
         "rank": rank, "status": status, "steps": run.step, "before_model_mib": round(before, 1),
         "peak_after_load_and_init_mib": round(after_build, 1),
         "model_cost_mib": round(phases["peak_mib"] - before, 1),
-        "final_train_loss": run.curve[-1].train_loss, "final_val_loss": run.curve[-1].val_loss, **phases}))
+        "final_train_loss": run.curve[-1].train_loss, "final_val_loss": run.curve[-1].val_loss,
+        "train_s": round(run.timings["train_s"], 1), **phases}))
 
 
 def _prepare(rows: int) -> tuple[str, str]:
