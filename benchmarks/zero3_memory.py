@@ -3,9 +3,13 @@ ZeRO-3 with the model partitioned as it loads (``deepspeed.zero.Init`` through `
 
 Each worker is a process running the trial's own loop (``execute/train.py::_Run``: load, DeepSpeed
 init, training steps with validation-loss reports), full fine-tuning SmolLM2-135M in fp32. Memory is
-the process's peak resident set (``ru_maxrss``) through training; the final checkpoint save is left out
-(ZeRO-3 gathers the whole model on rank 0 to save it). Also reported: the peak less the resident set
-before the model loads (torch, DeepSpeed and the data: the same in both), i.e. what the model costs.
+the process's peak resident set through training (what ``ru_maxrss`` says), also split by phase (load,
+DeepSpeed init, forward, backward, optimizer step, validation: the kernel's high-water mark is reset at
+each phase's start), with the resident set at each phase's end split into anonymous and file-backed pages
+and the bytes malloc holds (so that memory freed but kept by the allocator shows apart). The final
+checkpoint save is left out (ZeRO-3 gathers the whole model on rank 0 to save it). Also reported: the
+peak less the resident set before the model loads (torch, DeepSpeed and the data: the same in both),
+i.e. what the model costs. The model and data come from ``$TREX_HOME`` (else ``<repo>/.cache``).
 
     PYTHONPATH=. python benchmarks/zero3_memory.py [--steps 4] [--out benchmarks/results/zero3_memory.json]
 """
@@ -15,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -26,12 +29,81 @@ import torch.multiprocessing as mp
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _rss_mib() -> float:
+def _status_mib() -> dict[str, float]:
+    """The process's resident set now (VmRSS: anonymous + file-backed pages) and its high-water mark."""
+    values: dict[str, float] = {}
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+def _rss_mib() -> float:
+    return _status_mib().get("VmRSS", float("nan"))
+
+
+def _malloc_in_use_mib() -> float | None:
+    """Bytes glibc's malloc has handed out and not had back (mallinfo2: arenas + mmapped chunks): what the
+    program holds, as against what the resident set keeps of freed memory."""
+    import ctypes
+
+    class _Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                   "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Info
+    info = fn()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
+class _Probe:
+    """Per-phase peaks of the resident set: at each phase's start the kernel's high-water mark is reset
+    (``/proc/self/clear_refs`` 5), so VmHWM at its end is that phase's peak; the run's peak is the largest
+    of them (what ``ru_maxrss`` would say, but split by phase). Phases: load, deepspeed_init, forward,
+    backward, optimizer (``engine.step``), validation, other (the rest of the loop)."""
+
+    def __init__(self) -> None:
+        self.phase, self.depth = "before_model", 0
+        self.peaks: dict[str, float] = {}
+        self.ends: dict[str, dict[str, float | None]] = {}
+
+    def _close(self) -> None:
+        now = _status_mib()
+        self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), now["VmHWM"])
+        self.ends[self.phase] = {"rss": round(now["VmRSS"], 1), "anon": round(now["RssAnon"], 1),
+                                 "file": round(now["RssFile"], 1),
+                                 "malloc_in_use": _round(_malloc_in_use_mib())}
+        Path("/proc/self/clear_refs").write_text("5")
+
+    def wrap(self, fn: Any, phase: str) -> Any:
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            if self.depth:  # inside another phase (the validation pass's forward)
+                return fn(*args, **kwargs)
+            self._close()
+            self.phase, self.depth = phase, 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._close()
+                self.phase, self.depth = "other", 0
+        return inner
+
+    def result(self) -> dict[str, Any]:
+        self._close()
+        peak = max(self.peaks.values())
+        return {"peak_mib": round(peak, 1), "peak_phase": max(self.peaks, key=self.peaks.__getitem__),
+                "phase_peaks_mib": {k: round(v, 1) for k, v in self.peaks.items()},
+                "phase_ends_mib": self.ends}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _worker(rank: int, world: int, port: int, config: dict[str, Any], out: str) -> None:
@@ -39,22 +111,33 @@ def _worker(rank: int, world: int, port: int, config: dict[str, Any], out: str) 
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     import torch
 
-    from trex_ray.execute.launch import init_distributed, seed_all
-    from trex_ray.execute.train import _Run
+    from trex_ray.execute.launch import init_distributed, return_freed_memory, seed_all
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # the worker's setup, as train_loop does it
+    return_freed_memory()
     seed_all(0)
     rank, world = init_distributed()
+    import trex_ray.execute.train as train
+
+    probe = _Probe()
     before = _rss_mib()
-    run = _Run(config, rank, world)
+    train.load_for_training = probe.wrap(train.load_for_training, "load")
+    train._engine = probe.wrap(train._engine, "deepspeed_init")
+    run = train._Run(config, rank, world)
     run.build()
-    after_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after_build = max(probe.peaks.values())
+    run.loss = probe.wrap(run.loss, "forward")
+    run.val_loss = probe.wrap(run.val_loss, "validation")
+    run.engine.backward = probe.wrap(run.engine.backward, "backward")
+    run.engine.step = probe.wrap(run.engine.step, "optimizer")
     status = run.run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    phases = probe.result()
     Path(out, f"rank{rank}.json").write_text(json.dumps({
         "rank": rank, "status": status, "steps": run.step, "before_model_mib": round(before, 1),
-        "peak_after_load_and_init_mib": round(after_build, 1), "peak_mib": round(peak, 1),
-        "model_cost_mib": round(peak - before, 1), "final_train_loss": run.curve[-1].train_loss}))
+        "peak_after_load_and_init_mib": round(after_build, 1),
+        "model_cost_mib": round(phases["peak_mib"] - before, 1),
+        "final_train_loss": run.curve[-1].train_loss, "final_val_loss": run.curve[-1].val_loss,
+        "train_s": round(run.timings["train_s"], 1), **phases}))
 
 
 def _prepare(rows: int) -> tuple[str, str]:
@@ -64,7 +147,7 @@ def _prepare(rows: int) -> tuple[str, str]:
     from trex_ray.spec import DataOp, DataRecipe
 
     task = builtin_task("tweet_sentiment")
-    cache = REPO / ".cache"
+    cache = Path(os.environ.get("TREX_HOME") or REPO / ".cache")
     base = materialize_base_model(task.model, cache)
     recipe = DataRecipe(ops=[DataOp(op="subsample", params={"n": rows})])
     data = prepare(recipe, task, cache, 0, base_dir=base)

@@ -79,6 +79,7 @@ def test_ds_config_carries_the_memory_settings() -> None:
     assert ds_config(PLAN.train, 8)["zero_optimization"] == {"stage": 1}  # the plan's own, nothing offloaded
     sized = ds_config(PLAN.train, 8, stage=3, hidden_size=64)["zero_optimization"]  # as HF's Trainer
     assert sized["reduce_bucket_size"] == 4096 and sized["stage3_param_persistence_threshold"] == 640
+    assert sized["sub_group_size"] == 4096  # the optimizer steps a layer's worth at a time, not the partition
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

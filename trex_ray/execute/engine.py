@@ -62,12 +62,18 @@ def compile_layers(model: torch.nn.Module) -> int:
 def ds_config(recipe: TrainRecipe, micro_batch: int, accumulation: int = 1, stage: int | None = None,
               offload: str = "none", hidden_size: int | None = None) -> dict[str, Any]:
     """``hidden_size``: under ZeRO-3, buckets sized by the model as transformers' Trainer sizes its
-    ``auto`` ones (DeepSpeed's defaults, 5e8 elements, are 2 GB of fp32 buffers whatever the model)."""
+    ``auto`` ones (DeepSpeed's defaults, 5e8 elements, are 2 GB of fp32 buffers whatever the model), and
+    the optimizer's sub-groups too: DeepSpeed steps the optimizer on one flat tensor per sub-group (1e9
+    elements by default: all of a small model's partition), and each step copies the sub-group's
+    gradients into a new flat tensor and AdamW makes two temporaries of its size, so at the default
+    a worker briefly holds three more copies of its partition; at ``hidden²`` elements they are a layer's
+    worth (``benchmarks/zero3_memory.py``)."""
     zero: dict[str, Any] = {"stage": recipe.zero_stage if stage is None else stage}
     if zero["stage"] == 3 and hidden_size:
         zero.update({"reduce_bucket_size": hidden_size * hidden_size,
                      "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
-                     "stage3_param_persistence_threshold": 10 * hidden_size})
+                     "stage3_param_persistence_threshold": 10 * hidden_size,
+                     "sub_group_size": hidden_size * hidden_size})
     if offload in ("optimizer", "all"):
         zero["offload_optimizer"] = {"device": "cpu"}
     if offload == "all":
@@ -117,4 +123,23 @@ def _engine(model: torch.nn.Module, recipe: TrainRecipe, micro: int, total: int,
     config = ds_config(recipe, micro, **(memory or {}))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=config)
+    if config["zero_optimization"]["stage"] == 3:
+        alias_fp32_master(engine.optimizer)
     return engine
+
+
+def alias_fp32_master(zero3: Any) -> int:
+    """Let ZeRO-3's fp32 master partitions be the training partitions themselves where those are fp32
+    already (a CPU trial, or a GPU one without bf16): DeepSpeed means to alias them then, but its check
+    compares a tensor's device with a device *name* (``torch.device("cpu") == "cpu"`` is False), so it
+    keeps a second fp32 copy of every partition. Its step copies master to training partition after the
+    update, a no-op on an alias. Returns the bytes freed."""
+    freed = 0
+    lows = getattr(zero3, "fp16_partitioned_groups_flat", None) or []
+    for low, master in zip(lows, getattr(zero3, "fp32_partitioned_groups_flat", None) or [], strict=False):
+        if (low is None or master is low or master.dtype != low.dtype or master.device != low.device
+                or master.numel() != low.numel() or master.data_ptr() == low.data_ptr()):
+            continue
+        freed += master.numel() * master.element_size()
+        master.data = low.data
+    return freed

@@ -52,6 +52,25 @@ def seed_all(seed: int) -> None:
         np.random.seed(seed)
 
 
+MMAP_THRESHOLD = 256 << 10  # bytes: blocks from here up are mapped on their own, and unmapped when freed
+
+
+def return_freed_memory() -> bool:
+    """Have glibc's malloc give freed tensors back to the system (``mallopt(M_MMAP_THRESHOLD)``).
+
+    By default glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, after
+    which a step's activations, gathered ZeRO-3 parameters and gradients come from its heaps and stay
+    there when freed: a 2-worker CPU trial of SmolLM2-135M then holds 1-1.5 GiB more resident than it
+    uses (``benchmarks/zero3_memory.py`` reports both). A fixed threshold keeps every block of 256 KiB
+    or more in a mapping of its own. False where the C library has no ``mallopt`` (not glibc)."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def init_distributed() -> tuple[int, int]:
     import deepspeed
 

@@ -44,7 +44,7 @@ from trex_ray.execute import trial_state
 from trex_ray.execute.context import Decision
 from trex_ray.execute.encode import IGNORE, collate, encode_split
 from trex_ray.execute.engine import _engine, compile_layers, ds_config, partitioned_load, should_compile
-from trex_ray.execute.launch import init_distributed, seed_all
+from trex_ray.execute.launch import init_distributed, return_freed_memory, seed_all
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
 from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
@@ -354,6 +354,7 @@ def _num_threads(config: dict[str, Any]) -> int:
 def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     """Train one plan on this worker; see the module docstring for ``config`` and the result."""
     torch.set_num_threads(_num_threads(config))
+    return_freed_memory()
     seed_all(int(config["seed"]))
     rank, world = init_distributed()
     run = _Run(config, rank, world)
