@@ -26,10 +26,11 @@ from typing import Any
 
 from common import RESULTS, emit, machine  # also puts benchmarks/ and the repo on sys.path
 from sim import Action, JobSpec, Report
+from space import plan_from_config
 from strategies import STRATEGIES, TreeSearch, sentiment_task
 from surrogate import State
 
-from trex_ray.spec import Decision, Outcome, Plan, Progress, TrainMode
+from trex_ray.spec import Decision, Outcome, Plan, Progress, TaskSpec, TrainMode
 
 
 @dataclass
@@ -53,6 +54,7 @@ class RealJob:
     id: int
     index: int = 0
     elapsed: float = 0.0
+    uncharged: float = 0.0  # compute-seconds of an evaluation the strategy does not use
     reports: list[Report] = field(default_factory=list)
 
     def time_of(self, k: int) -> float:
@@ -72,12 +74,26 @@ class RealOutcome:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_task(seed: int, test_rows: int | None = None, model: str | None = None) -> TaskSpec:
+    """The simulation's task (``strategies.sentiment_task``: 128 train, 128 validation rows), with more
+    test rows if asked (scoring the picks only: no strategy sees them) or another model (a smoke test
+    with ``builtin:tiny-llama``)."""
+    task = sentiment_task(seed)
+    data = task.data
+    if test_rows:
+        data = data.model_copy(update={"eval": data.eval.model_copy(update={"limit": test_rows})})
+    spec = task.model.model_copy(update={"id": model}) if model else task.model
+    return task.model_copy(update={"data": data, "model": spec})
+
+
 class RealEngine:
     """One trial at a time through ``run_plan``; the budget counts the trials' compute-seconds."""
 
-    def __init__(self, budget: float, work: Path, seed: int, threads: int = 1) -> None:
+    def __init__(
+        self, budget: float, work: Path, seed: int, threads: int = 1, task: TaskSpec | None = None
+    ) -> None:
         self.budget, self.work, self.seed, self.threads = budget, work, seed, threads
-        self.task = sentiment_task(seed)
+        self.task = task or sentiment_task(seed)
 
     def run(self, strategy: Any) -> RealOutcome:
         out, queue, best_val, best_metric = RealOutcome(), [], math.inf, -math.inf
@@ -112,8 +128,11 @@ class RealEngine:
                 "metric": result.metric,
                 "val_loss": final.val_loss,
                 "seconds": round(job.elapsed, 1),
+                "uncharged_s": round(job.uncharged, 1),
+                "timings": result.provenance.get("timings", {}),
                 "compute": round(out.compute, 1),
                 "warm": spec.parent is not None,
+                **({"error": result.error} if result.error else {}),
             }
             out.log.append(row)
             print(strategy.name, row, flush=True)
@@ -197,7 +216,12 @@ class RealEngine:
             ),
             ctx,
         )
-        job.elapsed = result.cost.compute_seconds
+        # run_plan scores every finished trial on the validation rows; a strategy that reads no metric
+        # (PBT: ``evaluate_at=()``) would not run that evaluation, so it is not charged (as simulated)
+        timings = result.provenance.get("timings", {})
+        unused = 0.0 if job.spec.evaluate_at else float(timings.get("eval_s", 0.0))
+        job.uncharged = unused * result.cost.compute_seconds / max(result.cost.wall_seconds, 1e-9)
+        job.elapsed = result.cost.compute_seconds - job.uncharged
         return result, state["replacement"], bool(state["cut"])
 
     def score_pick(self, out: RealOutcome, name: str) -> dict[str, Any]:
@@ -249,12 +273,67 @@ def _brief(plan: Plan) -> str:
     )
 
 
+UNIT = {"mode": "full", "lr": 3e-4, "epochs": 1, "template": "auto"}  # one one-epoch trial, evaluated
+
+
+def calibrate(engine: RealEngine, repeats: int = 2) -> dict[str, Any]:
+    """The compute-seconds of one one-epoch trial with its evaluation — the simulation's budget unit
+    (start + epoch + evaluation) — measured here: the last of ``repeats`` runs (the first also pays the
+    model's conversion, the data's preparation and the device's warm-up). Not charged to a strategy."""
+    from trex_ray.execute.context import RunContext
+    from trex_ray.execute.launch import InProcessLauncher
+    from trex_ray.execute.run_plan import run_plan
+
+    plan = plan_from_config(UNIT, engine.seed, backend="hf")
+    runs = []
+    for k in range(repeats):
+        ctx = RunContext(
+            task=engine.task,
+            node_id=f"unit-{k}",
+            work_dir=engine.work / "unit" / str(k),
+            cache_dir=engine.work / "cache",
+            launcher=InProcessLauncher(engine.threads),
+        )
+        result = run_plan(plan, ctx)
+        if result.outcome is not Outcome.finished:
+            raise RuntimeError(f"the calibration trial failed: {result.error}")
+        runs.append(
+            {"compute_s": round(result.cost.compute_seconds, 2), "metric": result.metric,
+             "timings": result.provenance.get("timings", {})}
+        )
+        print("unit", runs[-1], flush=True)
+    return {"plan": _brief(plan), "runs": runs, "unit_s": runs[-1]["compute_s"]}
+
+
+def nccl_world_of_one() -> None:
+    """Make this process's group a world of one on NCCL (``InProcessLauncher`` keeps a group it finds
+    made; its own is gloo)."""
+    import torch.distributed as dist
+
+    from trex_ray.execute.launch import _patched_env, _world_of_one
+
+    if not dist.is_initialized():
+        with _patched_env(_world_of_one()):
+            dist.init_process_group("nccl", rank=0, world_size=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=1800.0, help="compute-seconds per strategy")
+    ap.add_argument(
+        "--budget-trials", type=float, default=None,
+        help="the budget in one-epoch trials, as the simulation's (24): measured here first (calibrate)",
+    )
+    ap.add_argument(
+        "--max-wall", type=float, default=None,
+        help="with --budget-trials: fewer trials if the strategies would not end within these seconds",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategies", nargs="*", default=["trex", "tune-tpe-asha", "tune-pbt"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--test-rows", type=int, default=None, help="test rows scoring the picks (task: 320)")
+    ap.add_argument("--model", default=None, help="another model (smoke test: builtin:tiny-llama)")
+    ap.add_argument("--backend", choices=("gloo", "nccl"), default="gloo", help="process group (GPU)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/trex-real-check"))
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--json", action="store_true")
@@ -264,10 +343,43 @@ def main() -> None:
     for name in ("trex_ray", "ray", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.backend == "nccl":
+        nccl_world_of_one()
     t0, rows = time.perf_counter(), {}
+    task = check_task(args.seed, args.test_rows, args.model)
+    work = args.work / f"seed{args.seed}"
+    budget, unit, trials = args.budget, None, None
+    if args.budget_trials:
+        unit = calibrate(RealEngine(0.0, work, args.seed, args.threads, task))
+        trials = args.budget_trials
+        if args.max_wall:  # what fits: the strategies' trials, and a scoring of the test rows each
+            left = args.max_wall - (time.perf_counter() - t0)
+            trials = max(1.0, min(trials, math.floor(left / (1.2 * len(args.strategies)) / unit["unit_s"])))
+        budget = trials * unit["unit_s"]
+        print(f"budget: {trials:g} one-epoch trials x {unit['unit_s']} s = {budget:.1f} s", flush=True)
+    name_of = f"real_check-{args.tag}-seed{args.seed}-budget{budget:.0f}.json"
+    summary: dict[str, Any] = {
+        "benchmark": "real_check",
+        "simulated": False,
+        "complete": False,
+        "task": "tweet_sentiment",
+        "model": task.model.id,
+        "data_rows": {"train": task.data.train[0].limit - task.data.val_size, "val": task.data.val_size,
+                      "test": task.data.eval.limit},
+        "seed": args.seed,
+        "budget_compute_s": round(budget, 1),
+        "budget_trials": trials,
+        "unit": unit,
+        "slots": 1,
+        "threads": args.threads,
+        "process_group": args.backend,
+        "device": _device(),
+        "strategies": rows,
+    }
     for name in args.strategies:
-        engine = RealEngine(args.budget, args.work / f"seed{args.seed}", args.seed, args.threads)
+        engine = RealEngine(budget, work, args.seed, args.threads, task)
         strategy = STRATEGIES[name](args.seed)
+        t1 = time.perf_counter()
         try:
             out = engine.run(strategy)
         finally:
@@ -277,32 +389,17 @@ def main() -> None:
             "trials": out.trials,
             "stopped": out.stopped,
             "compute_s": round(out.compute, 1),
+            "wall_s": round(time.perf_counter() - t1, 1),
             "observed": out.observed,
             "pick": engine.score_pick(out, name),
             "trials_log": out.log,
         }
+        # written after each strategy: a call cut short keeps what has finished
+        summary.update(wall_s=round(time.perf_counter() - t0, 1), machine=machine())
+        emit(summary, True, name_of, args.results_dir)
     ranking = sorted(rows, key=lambda n: -(rows[n]["pick"].get("test_metric") or 0.0))
-    summary = {
-        "benchmark": "real_check",
-        "simulated": False,
-        "task": "tweet_sentiment",
-        "model": "builtin:smollm2-135m",
-        "seed": args.seed,
-        "budget_compute_s": args.budget,
-        "slots": 1,
-        "threads": args.threads,
-        "strategies": rows,
-        "ranking_by_test": ranking,
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "machine": machine(),
-    }
-    summary["device"] = _device()
-    emit(
-        summary,
-        args.json,
-        f"real_check-{args.tag}-seed{args.seed}-budget{args.budget:.0f}.json",
-        args.results_dir,
-    )
+    summary.update(complete=True, ranking_by_test=ranking, wall_s=round(time.perf_counter() - t0, 1))
+    emit(summary, args.json, name_of, args.results_dir)
 
 
 if __name__ == "__main__":
