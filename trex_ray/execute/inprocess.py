@@ -66,12 +66,15 @@ class InProcessExecutor:
                 if self.test is None:
                     return TrialOutcome(fault=Fault.raised, message="this executor scores no test split")
                 return TrialOutcome(scores=self.test(trial))
-            return TrialOutcome(result=self.run(trial, lambda p: self.progress(trial.node_id, p, trial.attempt)))
+            def report(p: Progress) -> Decision:
+                return self.progress(trial.node_id, p, trial.attempt)
+
+            return TrialOutcome(result=self.run(trial, report))
         except Exception as exc:  # noqa: BLE001 - the trial's crash is an outcome, classified by the loop
             log.warning("%s: the trial raised: %s", trial.node_id, exc, exc_info=True)
             text = str(exc).strip().splitlines()
-            return TrialOutcome(fault=Fault.raised,
-                                message=f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__)
+            reason = f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+            return TrialOutcome(fault=Fault.raised, message=reason)
 
 
 def _context(task: TaskSpec, run_dir: Path, cache_dir: Path, trial: Trial) -> RunContext:

@@ -1,4 +1,4 @@
-"""The executor contract: how the trial loop (``research/orchestrator.py``) hands trials to whatever runs them.
+"""The executor contract: how the trial loop (``research/orchestrator.py``) hands trials to what runs them.
 
 An executor runs trials somewhere (in this process, on a simulated clock, on Ray) and says how each
 ended; it never decides what an ending means. The orchestrator submits a ``Trial``, polls for
