@@ -1,10 +1,12 @@
 """The simulation checked against reality: trex, TPE + ASHA and PBT on real trials, same compute budget.
 
-The three strategies of ``strategies.py`` — the same objects the simulation runs — hand out their
-trials here to ``run_plan`` in this process (the embedded real model on ``tweet_sentiment``, CPU, one
-trial at a time), not to the surrogate. Compute is the trials' own seconds (``Result.cost``); when it
-reaches ``--budget`` the running trial is stopped and the strategy ends. A stopped trial keeps no
-checkpoint; a warm start continues its parent's checkpoint (``JobSpec.parent.key`` carries the path).
+The three strategies of ``strategies.py`` — the same objects the simulation runs — run their trials
+here through ``run_plan`` in this process (the embedded real model on ``tweet_sentiment``, CPU, one
+trial at a time), not on the surrogate: trex through its production trial loop (``Orchestrator`` with
+the in-process executor), the peers through ``RealEngine.run``. Compute is the trials' own seconds
+(``Result.cost``); when it reaches ``--budget`` the running trial is stopped and the strategy ends. A
+stopped trial keeps no checkpoint; a warm start continues its parent's checkpoint (``JobSpec.parent.key``
+carries the path for the peers; trex's loop passes the parent's).
 
 Each strategy's pick — the best measured validation metric (trex, TPE + ASHA), or the lowest
 validation loss at a checkpoint (PBT, which measures nothing else) — is then scored on the 320 test
@@ -29,7 +31,8 @@ from sim import Action, JobSpec, Report
 from strategies import STRATEGIES, TreeSearch, sentiment_task
 from surrogate import State
 
-from trex_ray.spec import Decision, Outcome, Plan, Progress, TrainMode
+from trex_ray.spec import Decision, Outcome, Plan, Progress, Result, TrainMode
+from trex_ray.spec.trial import Trial
 
 
 @dataclass
@@ -151,6 +154,62 @@ class RealEngine:
                 }
         return out
 
+    def run_tree(self, strategy: TreeSearch) -> RealOutcome:
+        """trex (or greedy) through its production trial loop (``Orchestrator``): the in-process executor
+        runs each trial here, one at a time; the budget ends the loop, and a trial still running when it
+        runs out is stopped at its next report (as the peers' are)."""
+        from trex_ray.execute.inprocess import InProcessExecutor
+        from trex_ray.research.orchestrator import FixedSlots, Orchestrator
+
+        out, best = RealOutcome(), [-math.inf]
+
+        def run(trial: Trial, progress: Any) -> Result:
+            spent, t0 = out.compute, time.perf_counter()
+
+            def report(p: Progress) -> Decision:
+                if spent + time.perf_counter() - t0 >= self.budget:
+                    return Decision.STOP
+                return progress(p)
+
+            name = f"{trial.node_id}.a{trial.attempt}"
+            result = self._run_plan(trial.plan, f"{strategy.name}-{name}", self.work / strategy.name / name,
+                                    trial.parent_checkpoint, trial.parent_adapter, report)
+            out.trials += 1
+            out.compute += result.cost.compute_seconds
+            out.stopped += result.outcome is Outcome.stopped
+            self._log(out, strategy.name, trial.node_id, trial.plan, result, warm=trial.parent_checkpoint)
+            if result.outcome is Outcome.finished and result.metric is not None and result.metric > best[0]:
+                best[0] = result.metric
+                out.observed.append((out.compute, result.metric))
+                out.pick = {"plan": trial.plan, "checkpoint": result.checkpoint, "metric": result.metric,
+                            "compute": out.compute, "adapter": trial.plan.train.mode is TrainMode.lora}
+            return result
+
+        executor = InProcessExecutor(run, progress=strategy.researcher.on_progress, seed=None)
+        loop = Orchestrator(strategy.researcher, executor, FixedSlots(1), score_tests=False)
+        loop.run(stop=lambda: out.compute >= self.budget)
+        return out
+
+    def _run_plan(self, plan: Plan, node_id: str, work_dir: Path, parent: str | None, adapter: bool,
+                  progress: Any) -> Result:
+        from trex_ray.execute.context import RunContext
+        from trex_ray.execute.launch import InProcessLauncher
+        from trex_ray.execute.run_plan import run_plan
+
+        ctx = RunContext(task=self.task, node_id=node_id, work_dir=work_dir, cache_dir=self.work / "cache",
+                         launcher=InProcessLauncher(self.threads), parent_checkpoint=parent,
+                         parent_adapter=adapter, on_progress=progress)
+        return run_plan(plan.model_copy(update={"eval": plan.eval.model_copy(update={"backend": "hf"})}), ctx)
+
+    @staticmethod
+    def _log(out: RealOutcome, name: str, tag: Any, plan: Plan, result: Result, warm: Any) -> None:
+        row = {"job": len(out.log), "tag": str(tag), "plan": _brief(plan), "outcome": result.outcome.value,
+               "metric": result.metric, "val_loss": _last_val(result),
+               "seconds": round(result.cost.compute_seconds, 1), "compute": round(out.compute, 1),
+               "warm": warm is not None}
+        out.log.append(row)
+        print(name, row, flush=True)
+
     def _run(self, job: RealJob, strategy: Any, spent: float) -> tuple[Any, JobSpec | None, bool]:
         from trex_ray.execute.context import RunContext
         from trex_ray.execute.launch import InProcessLauncher
@@ -269,7 +328,7 @@ def main() -> None:
         engine = RealEngine(args.budget, args.work / f"seed{args.seed}", args.seed, args.threads)
         strategy = STRATEGIES[name](args.seed)
         try:
-            out = engine.run(strategy)
+            out = engine.run_tree(strategy) if isinstance(strategy, TreeSearch) else engine.run(strategy)
         finally:
             if isinstance(strategy, TreeSearch):
                 strategy.close()

@@ -1,7 +1,8 @@
 """The search strategies compared by ``search_efficiency.py``, each on the simulated cluster of ``sim.py``.
 
 * ``TreeSearch`` — trex: the real ``Researcher`` with ``UCTPolicy`` and ``HeuristicPlanner`` (its
-  journal on tmpfs), early stopping through ``on_progress``, warm starts paying only their epochs;
+  journal on tmpfs) in its production trial loop (``Orchestrator`` over ``sim_executor.SimExecutor``),
+  early stopping through ``on_progress``, warm starts paying only their epochs;
 * ``Greedy`` — AIDE-style: the same Researcher and planner, a policy that always improves the
   best node after ``drafts`` drafts from the root (no pruning, no early stopping);
 * ``RandomSearch`` — configurations drawn from ``SPACE``, each trained to the end;
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 from sim import Action, Job, JobSpec, Report, SimCluster
 from sim import Outcome as SimOutcome
-from sim_executor import SimExecutor, job_spec, progress_of, result_of
+from sim_executor import SimExecutor
 from space import (
     EPOCHS,
     LR_RANGE,
@@ -46,10 +47,8 @@ from trex_ray.research import Researcher
 from trex_ray.spec import (
     Budget,
     Decision,
-    Outcome,
     Progress,
     TaskSpec,
-    TrainMode,
 )
 from trex_ray.tree import Node, SearchTree, UCTPolicy
 from trex_ray.tree.policy import MAX_CHILDREN
@@ -113,7 +112,8 @@ class GreedyPolicy:
 
 
 class TreeSearch:
-    """The real Researcher on the simulated cluster. ``policy``: None for trex's UCTPolicy."""
+    """The real Researcher, run by its production trial loop: on the simulated cluster (``run``) or on
+    real trials (``real_check.RealEngine.run_tree``). ``policy``: None for trex's UCTPolicy."""
 
     name = "trex"
 
@@ -141,24 +141,6 @@ class TreeSearch:
         orchestrator = Orchestrator(self.researcher, sim, FixedSlots(slots), score_tests=False)
         orchestrator.run(stop=lambda: sim.exhausted)
         return sim.cluster.out
-
-    # --- the Strategy interface, for real_check.py's real trials --------------------------------
-    def next_jobs(self, free: int) -> list[JobSpec]:
-        return [job_spec(n.id, n.plan, n.parent, self.states) for n in self.researcher.next_nodes(free)]
-
-    def on_report(self, job: Job, report: Report) -> Action | JobSpec:
-        if report.final or job.sim.plan.train.mode is TrainMode.none:
-            return Action.CONTINUE
-        decision = self.researcher.on_progress(job.spec.tag, progress_of(report, job))
-        return Action.STOP if decision is Decision.STOP else Action.CONTINUE
-
-    def on_end(self, job: Job, last: Report | None, stopped: bool) -> None:
-        if last is None:  # cut by the budget: the run is over
-            return
-        result = result_of(job, last, stopped)
-        if result.outcome is Outcome.finished:
-            self.states[job.spec.tag] = job.sim.end_state
-        self.researcher.on_result(job.spec.tag, result)
 
 
 def trex(seed: int) -> TreeSearch:

@@ -223,3 +223,21 @@ def test_a_ray_runner_that_dies_is_a_died_fault(ray_cluster: None, tmp_path: Pat
     [(ended, outcome)] = _wait(h.executor, 1)
     assert ended == handle and outcome.fault is Fault.died and "died" in outcome.message
     h.close()
+
+
+# --- the in-process executor's own trial: run_plan here ---------------------------------------
+@pytest.mark.slow
+def test_the_inprocess_executor_runs_run_plan_and_score_test(tmp_path: Path, shared_cache: Path) -> None:
+    from trex_ray.execute.inprocess import plan_runner, scorer
+
+    task, sink = make_task(FAST), Sink()
+    executor = InProcessExecutor(plan_runner(task, tmp_path, shared_cache), progress=sink,
+                                 test=scorer(task, tmp_path, shared_cache))
+    trained = executor.submit(_trial("n1", make_plan(1e-4, epochs=2)))
+    base_test = executor.submit(_trial("n0", BASE, TrialKind.test))
+    got = dict(_wait(executor, 2))
+    result, scores = got[trained].result, got[base_test].scores
+    assert result is not None and result.outcome is Outcome.finished and result.metric is not None
+    assert result.checkpoint and Path(result.checkpoint).is_dir() and result.curve
+    assert sink.reports and {node for node, _, _ in sink.reports} == {"n1"}  # run_plan's reports, here
+    assert scores is not None and 0.0 <= scores["test_metric"] <= 1.0

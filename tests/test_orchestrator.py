@@ -92,8 +92,9 @@ def test_classify_owns_every_failure_kind(tmp_path: Path) -> None:
     moved = orch.classify(job, TrialOutcome(result=failed, evaluator_lost=True))
     assert moved.failure is FailureKind.lost
     assert moved.error == "the run's evaluator was lost (connection refused)"
-    nan = Result(outcome=Outcome.finished, metric=math.nan)
-    assert orch.classify(job, TrialOutcome(result=nan)).metric is None
+    for bad in (math.nan, math.inf):
+        unscored = Result(outcome=Outcome.finished, metric=bad)
+        assert orch.classify(job, TrialOutcome(result=unscored)).metric is None
 
 
 def test_a_trial_past_its_timeout_is_cancelled_recorded_and_retried(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -206,7 +207,7 @@ class Orchestrator:
             return self._failed(FailureKind.error, outcome.message, job)
         result = outcome.result
         assert result is not None
-        if result.metric is not None and result.metric != result.metric:  # NaN: no score
+        if result.metric is not None and not math.isfinite(result.metric):  # NaN or inf: no score
             result = result.model_copy(update={"metric": None})
         if result.failure is FailureKind.error and outcome.evaluator_lost:  # its machine died
             result = result.model_copy(update={"failure": FailureKind.lost,
