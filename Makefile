@@ -50,7 +50,7 @@ test-fast: install-dev
 
 # Multi-node placement, injected faults, `ray job submit`, S3 storage (also part of `make test`).
 test-distributed: install-dev
-	$(PY) -m pytest -q tests/test_distributed.py tests/test_faults_ray.py tests/test_jobs.py tests/test_s3_run.py \
+	$(PY) -m pytest -q tests/test_distributed.py tests/test_faults_ray.py tests/test_jobs.py \
 		tests/test_store_contract.py tests/test_loop_ray.py
 
 # 20 random SIGKILLs of the driver, 20 resumes, completed nodes lost (benchmarks/RESULTS.md).

@@ -1,12 +1,11 @@
 """The simulation checked against reality: trex, TPE + ASHA and PBT on real trials, same compute budget.
 
-The three strategies of ``strategies.py`` — the same objects the simulation runs — run their trials
-here through ``run_plan`` in this process (the embedded real model on ``tweet_sentiment``, CPU, one
-trial at a time), not on the surrogate: trex through its production trial loop (``Orchestrator`` with
-the in-process executor), the peers through ``RealEngine.run``. Compute is the trials' own seconds
-(``Result.cost``); when it reaches ``--budget`` the running trial is stopped and the strategy ends. A
-stopped trial keeps no checkpoint; a warm start continues its parent's checkpoint (``JobSpec.parent.key``
-carries the path for the peers; trex's loop passes the parent's).
+The three strategies of ``strategies.py`` — the same objects the simulation runs — hand out their
+trials here to ``run_plan`` in this process (the embedded real model on ``tweet_sentiment``, CPU, one
+trial at a time), not to the surrogate; trex through its production trial loop (``real_tree.py``).
+Compute is the trials' own seconds (``Result.cost``); when it reaches ``--budget`` the running trial is
+stopped and the strategy ends. A stopped trial keeps no
+checkpoint; a warm start continues its parent's checkpoint (``JobSpec.parent.key`` carries the path).
 
 Each strategy's pick — the best measured validation metric (trex, TPE + ASHA), or the lowest
 validation loss at a checkpoint (PBT, which measures nothing else) — is then scored on the 320 test
@@ -28,11 +27,11 @@ from typing import Any
 
 from common import RESULTS, emit, machine  # also puts benchmarks/ and the repo on sys.path
 from sim import Action, JobSpec, Report
+from space import plan_from_config
 from strategies import STRATEGIES, TreeSearch, sentiment_task
 from surrogate import State
 
-from trex_ray.spec import Decision, Outcome, Plan, Progress, Result, TrainMode
-from trex_ray.spec.trial import Trial
+from trex_ray.spec import Decision, Outcome, Plan, Progress, TaskSpec, TrainMode
 
 
 @dataclass
@@ -56,6 +55,7 @@ class RealJob:
     id: int
     index: int = 0
     elapsed: float = 0.0
+    uncharged: float = 0.0  # compute-seconds of an evaluation the strategy does not use
     reports: list[Report] = field(default_factory=list)
 
     def time_of(self, k: int) -> float:
@@ -75,12 +75,26 @@ class RealOutcome:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_task(seed: int, test_rows: int | None = None, model: str | None = None) -> TaskSpec:
+    """The simulation's task (``strategies.sentiment_task``: 128 train, 128 validation rows), with more
+    test rows if asked (scoring the picks only: no strategy sees them) or another model (a smoke test
+    with ``builtin:tiny-llama``)."""
+    task = sentiment_task(seed)
+    data = task.data
+    if test_rows:
+        data = data.model_copy(update={"eval": data.eval.model_copy(update={"limit": test_rows})})
+    spec = task.model.model_copy(update={"id": model}) if model else task.model
+    return task.model_copy(update={"data": data, "model": spec})
+
+
 class RealEngine:
     """One trial at a time through ``run_plan``; the budget counts the trials' compute-seconds."""
 
-    def __init__(self, budget: float, work: Path, seed: int, threads: int = 1) -> None:
+    def __init__(
+        self, budget: float, work: Path, seed: int, threads: int = 1, task: TaskSpec | None = None
+    ) -> None:
         self.budget, self.work, self.seed, self.threads = budget, work, seed, threads
-        self.task = sentiment_task(seed)
+        self.task = task or sentiment_task(seed)
 
     def run(self, strategy: Any) -> RealOutcome:
         out, queue, best_val, best_metric = RealOutcome(), [], math.inf, -math.inf
@@ -115,8 +129,11 @@ class RealEngine:
                 "metric": result.metric,
                 "val_loss": final.val_loss,
                 "seconds": round(job.elapsed, 1),
+                "uncharged_s": round(job.uncharged, 1),
+                "timings": result.provenance.get("timings", {}),
                 "compute": round(out.compute, 1),
                 "warm": spec.parent is not None,
+                **({"error": result.error} if result.error else {}),
             }
             out.log.append(row)
             print(strategy.name, row, flush=True)
@@ -153,62 +170,6 @@ class RealEngine:
                     "adapter": spec.plan.train.mode is TrainMode.lora,
                 }
         return out
-
-    def run_tree(self, strategy: TreeSearch) -> RealOutcome:
-        """trex (or greedy) through its production trial loop (``Orchestrator``): the in-process executor
-        runs each trial here, one at a time; the budget ends the loop, and a trial still running when it
-        runs out is stopped at its next report (as the peers' are)."""
-        from trex_ray.execute.inprocess import InProcessExecutor
-        from trex_ray.research.orchestrator import FixedSlots, Orchestrator
-
-        out, best = RealOutcome(), [-math.inf]
-
-        def run(trial: Trial, progress: Any) -> Result:
-            spent, t0 = out.compute, time.perf_counter()
-
-            def report(p: Progress) -> Decision:
-                if spent + time.perf_counter() - t0 >= self.budget:
-                    return Decision.STOP
-                return progress(p)
-
-            name = f"{trial.node_id}.a{trial.attempt}"
-            result = self._run_plan(trial.plan, f"{strategy.name}-{name}", self.work / strategy.name / name,
-                                    trial.parent_checkpoint, trial.parent_adapter, report)
-            out.trials += 1
-            out.compute += result.cost.compute_seconds
-            out.stopped += result.outcome is Outcome.stopped
-            self._log(out, strategy.name, trial.node_id, trial.plan, result, warm=trial.parent_checkpoint)
-            if result.outcome is Outcome.finished and result.metric is not None and result.metric > best[0]:
-                best[0] = result.metric
-                out.observed.append((out.compute, result.metric))
-                out.pick = {"plan": trial.plan, "checkpoint": result.checkpoint, "metric": result.metric,
-                            "compute": out.compute, "adapter": trial.plan.train.mode is TrainMode.lora}
-            return result
-
-        executor = InProcessExecutor(run, progress=strategy.researcher.on_progress, seed=None)
-        loop = Orchestrator(strategy.researcher, executor, FixedSlots(1), score_tests=False)
-        loop.run(stop=lambda: out.compute >= self.budget)
-        return out
-
-    def _run_plan(self, plan: Plan, node_id: str, work_dir: Path, parent: str | None, adapter: bool,
-                  progress: Any) -> Result:
-        from trex_ray.execute.context import RunContext
-        from trex_ray.execute.launch import InProcessLauncher
-        from trex_ray.execute.run_plan import run_plan
-
-        ctx = RunContext(task=self.task, node_id=node_id, work_dir=work_dir, cache_dir=self.work / "cache",
-                         launcher=InProcessLauncher(self.threads), parent_checkpoint=parent,
-                         parent_adapter=adapter, on_progress=progress)
-        return run_plan(plan.model_copy(update={"eval": plan.eval.model_copy(update={"backend": "hf"})}), ctx)
-
-    @staticmethod
-    def _log(out: RealOutcome, name: str, tag: Any, plan: Plan, result: Result, warm: Any) -> None:
-        row = {"job": len(out.log), "tag": str(tag), "plan": _brief(plan), "outcome": result.outcome.value,
-               "metric": result.metric, "val_loss": _last_val(result),
-               "seconds": round(result.cost.compute_seconds, 1), "compute": round(out.compute, 1),
-               "warm": warm is not None}
-        out.log.append(row)
-        print(name, row, flush=True)
 
     def _run(self, job: RealJob, strategy: Any, spent: float) -> tuple[Any, JobSpec | None, bool]:
         from trex_ray.execute.context import RunContext
@@ -256,7 +217,12 @@ class RealEngine:
             ),
             ctx,
         )
-        job.elapsed = result.cost.compute_seconds
+        # run_plan scores every finished trial on the validation rows; a strategy that reads no metric
+        # (PBT: ``evaluate_at=()``) would not run that evaluation, so it is not charged (as simulated)
+        timings = result.provenance.get("timings", {})
+        unused = 0.0 if job.spec.evaluate_at else float(timings.get("eval_s", 0.0))
+        job.uncharged = unused * result.cost.compute_seconds / max(result.cost.wall_seconds, 1e-9)
+        job.elapsed = result.cost.compute_seconds - job.uncharged
         return result, state["replacement"], bool(state["cut"])
 
     def score_pick(self, out: RealOutcome, name: str) -> dict[str, Any]:
@@ -308,12 +274,67 @@ def _brief(plan: Plan) -> str:
     )
 
 
+UNIT = {"mode": "full", "lr": 3e-4, "epochs": 1, "template": "auto"}  # one one-epoch trial, evaluated
+
+
+def calibrate(engine: RealEngine, repeats: int = 2) -> dict[str, Any]:
+    """The compute-seconds of one one-epoch trial with its evaluation — the simulation's budget unit
+    (start + epoch + evaluation) — measured here: the last of ``repeats`` runs (the first also pays the
+    model's conversion, the data's preparation and the device's warm-up). Not charged to a strategy."""
+    from trex_ray.execute.context import RunContext
+    from trex_ray.execute.launch import InProcessLauncher
+    from trex_ray.execute.run_plan import run_plan
+
+    plan = plan_from_config(UNIT, engine.seed, backend="hf")
+    runs = []
+    for k in range(repeats):
+        ctx = RunContext(
+            task=engine.task,
+            node_id=f"unit-{k}",
+            work_dir=engine.work / "unit" / str(k),
+            cache_dir=engine.work / "cache",
+            launcher=InProcessLauncher(engine.threads),
+        )
+        result = run_plan(plan, ctx)
+        if result.outcome is not Outcome.finished:
+            raise RuntimeError(f"the calibration trial failed: {result.error}")
+        runs.append(
+            {"compute_s": round(result.cost.compute_seconds, 2), "metric": result.metric,
+             "timings": result.provenance.get("timings", {})}
+        )
+        print("unit", runs[-1], flush=True)
+    return {"plan": _brief(plan), "runs": runs, "unit_s": runs[-1]["compute_s"]}
+
+
+def nccl_world_of_one() -> None:
+    """Make this process's group a world of one on NCCL (``InProcessLauncher`` keeps a group it finds
+    made; its own is gloo)."""
+    import torch.distributed as dist
+
+    from trex_ray.execute.launch import _patched_env, _world_of_one
+
+    if not dist.is_initialized():
+        with _patched_env(_world_of_one()):
+            dist.init_process_group("nccl", rank=0, world_size=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=1800.0, help="compute-seconds per strategy")
+    ap.add_argument(
+        "--budget-trials", type=float, default=None,
+        help="the budget in one-epoch trials, as the simulation's (24): measured here first (calibrate)",
+    )
+    ap.add_argument(
+        "--max-wall", type=float, default=None,
+        help="with --budget-trials: fewer trials if the strategies would not end within these seconds",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategies", nargs="*", default=["trex", "tune-tpe-asha", "tune-pbt"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--test-rows", type=int, default=None, help="test rows scoring the picks (task: 320)")
+    ap.add_argument("--model", default=None, help="another model (smoke test: builtin:tiny-llama)")
+    ap.add_argument("--backend", choices=("gloo", "nccl"), default="gloo", help="process group (GPU)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/trex-real-check"))
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--json", action="store_true")
@@ -323,12 +344,47 @@ def main() -> None:
     for name in ("trex_ray", "ray", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from real_tree import run_tree  # (it imports this module)
+
+    if args.backend == "nccl":
+        nccl_world_of_one()
     t0, rows = time.perf_counter(), {}
+    task = check_task(args.seed, args.test_rows, args.model)
+    work = args.work / f"seed{args.seed}"
+    budget, unit, trials = args.budget, None, None
+    if args.budget_trials:
+        unit = calibrate(RealEngine(0.0, work, args.seed, args.threads, task))
+        trials = args.budget_trials
+        if args.max_wall:  # what fits: the strategies' trials, and a scoring of the test rows each
+            left = args.max_wall - (time.perf_counter() - t0)
+            trials = max(1.0, min(trials, math.floor(left / (1.2 * len(args.strategies)) / unit["unit_s"])))
+        budget = trials * unit["unit_s"]
+        print(f"budget: {trials:g} one-epoch trials x {unit['unit_s']} s = {budget:.1f} s", flush=True)
+    name_of = f"real_check-{args.tag}-seed{args.seed}-budget{budget:.0f}.json"
+    summary: dict[str, Any] = {
+        "benchmark": "real_check",
+        "simulated": False,
+        "complete": False,
+        "task": "tweet_sentiment",
+        "model": task.model.id,
+        "data_rows": {"train": task.data.train[0].limit - task.data.val_size, "val": task.data.val_size,
+                      "test": task.data.eval.limit},
+        "seed": args.seed,
+        "budget_compute_s": round(budget, 1),
+        "budget_trials": trials,
+        "unit": unit,
+        "slots": 1,
+        "threads": args.threads,
+        "process_group": args.backend,
+        "device": _device(),
+        "strategies": rows,
+    }
     for name in args.strategies:
-        engine = RealEngine(args.budget, args.work / f"seed{args.seed}", args.seed, args.threads)
+        engine = RealEngine(budget, work, args.seed, args.threads, task)
         strategy = STRATEGIES[name](args.seed)
-        try:
-            out = engine.run_tree(strategy) if isinstance(strategy, TreeSearch) else engine.run(strategy)
+        t1 = time.perf_counter()
+        try:  # trex: its production trial loop (real_tree.py); the peers: RealEngine.run
+            out = run_tree(engine, strategy) if isinstance(strategy, TreeSearch) else engine.run(strategy)
         finally:
             if isinstance(strategy, TreeSearch):
                 strategy.close()
@@ -336,32 +392,17 @@ def main() -> None:
             "trials": out.trials,
             "stopped": out.stopped,
             "compute_s": round(out.compute, 1),
+            "wall_s": round(time.perf_counter() - t1, 1),
             "observed": out.observed,
             "pick": engine.score_pick(out, name),
             "trials_log": out.log,
         }
+        # written after each strategy: a call cut short keeps what has finished
+        summary.update(wall_s=round(time.perf_counter() - t0, 1), machine=machine())
+        emit(summary, True, name_of, args.results_dir)
     ranking = sorted(rows, key=lambda n: -(rows[n]["pick"].get("test_metric") or 0.0))
-    summary = {
-        "benchmark": "real_check",
-        "simulated": False,
-        "task": "tweet_sentiment",
-        "model": "builtin:smollm2-135m",
-        "seed": args.seed,
-        "budget_compute_s": args.budget,
-        "slots": 1,
-        "threads": args.threads,
-        "strategies": rows,
-        "ranking_by_test": ranking,
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "machine": machine(),
-    }
-    summary["device"] = _device()
-    emit(
-        summary,
-        args.json,
-        f"real_check-{args.tag}-seed{args.seed}-budget{args.budget:.0f}.json",
-        args.results_dir,
-    )
+    summary.update(complete=True, ranking_by_test=ranking, wall_s=round(time.perf_counter() - t0, 1))
+    emit(summary, args.json, name_of, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--strategies", nargs="*", default=["trex", *PEERS])
+    ap.add_argument("--tag", default="", help="appended to the result files' names (e.g. slots1)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for name in ("trex_ray", "ray", "ray.tune"):
@@ -183,7 +184,7 @@ def main() -> None:
         for name in args.strategies
     }
     summary = summarize(runs, budget, args.tolerance)
-    tag = f"{size}-{args.cost}-{args.seed_set}"
+    tag = f"{size}-{args.cost}-{args.seed_set}" + (f"-{args.tag}" if args.tag else "")
     png = args.results_dir / f"search_efficiency-{tag}.png"
     args.results_dir.mkdir(parents=True, exist_ok=True)
     title = (f"SIMULATED, {args.seed_set} seeds {seeds[0]}-{seeds[-1]}, {args.slots} slots, "

@@ -1,14 +1,16 @@
 """Multi-node placement and fault tolerance on `ray.cluster_utils.Cluster` (logical GPUs, gloo).
 
 The test process is the driver (`runtime.driver.run`), on a head that offers no CPU or GPU, so
-every trial runs on worker nodes; the Researcher and NodeRunner actors hold no resources.
+every trial runs on worker nodes; the Researcher and NodeRunner actors hold no resources. The two tests
+share one cluster (its start costs as much as a trial): the placement run first, then the run that loses
+a worker machine.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,16 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
 FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf",
         "search.early_stopping=false"]  # about placement: a stopped trial would only add a node
+
+
+# 4 logical GPUs on 3 worker machines (2+1+1); the head offers nothing
+WORKERS = [{"num_cpus": 2, "num_gpus": 2}, {"num_cpus": 2, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 1}]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with local_cluster(head={}, workers=WORKERS) as started:
+        yield started
 
 
 def sentiment(*overrides: str) -> TaskSpec:
@@ -100,7 +112,7 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def test_two_worker_trials_pack_or_span_nodes_and_the_driver_holds_no_gpu(
-        tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        cluster: Any, tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """4 logical GPUs on 3 nodes (2+1+1); each trial: 2 workers x (1 GPU, 1 CPU), gloo.
 
     Two trials fit at once only if nothing else holds a GPU; Ray's PACK puts one trial on the
@@ -109,8 +121,7 @@ def test_two_worker_trials_pack_or_span_nodes_and_the_driver_holds_no_gpu(
     monkeypatch.setenv("TREX_CACHE_DIR", str(shared_cache))
     task = sentiment("budget.max_nodes=2", "resources.num_workers=2", "resources.gpus_per_worker=1",
                      "resources.cpus_per_worker=1", "resources.dist_backend=gloo")
-    workers = [{"num_cpus": 2, "num_gpus": 2}, {"num_cpus": 2, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 1}]
-    with local_cluster(head={}, workers=workers), PlacementLog() as placements:
+    with PlacementLog() as placements:
         from trex_ray.runtime.researcher_actor import trial_slots
 
         assert trial_slots(task.resources) == 2
@@ -149,30 +160,29 @@ def _training(run_dir: Path) -> bool:
 
 
 def test_a_worker_node_removed_mid_trial_reruns_the_trial_elsewhere(
-        tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        cluster: Any, tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TREX_CACHE_DIR", str(shared_cache))
     task = sentiment("budget.max_nodes=1", "resources.gpus_per_worker=1", "resources.dist_backend=gloo",
                      "resources.max_concurrent_trials=1")
     run_dir = tmp_path / "run"
-    workers = [{"num_cpus": 2, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 1}]
-    with local_cluster(head={}, workers=workers) as cluster:
-        thread, out = run_in_thread(task, run_dir)
-        # mid-training: the trial holds its GPU and has reported its first validation loss
-        wait_until(lambda: _training(run_dir), 900, "a trial to report progress")
-        victim_id = _running_trial_node()
-        # the trial that trains (the base model's evaluation takes no trial slot and may run beside it)
-        running = [n.id for n in read_tree(run_dir)
-                   if n.status is NodeStatus.running and n.parent is not None]
-        victim = next(n for n in cluster.worker_nodes if n.node_id == victim_id)
-        cluster.remove_node(victim, allow_graceful=False)  # a crash, not a drain
-        thread.join(timeout=1200)
-        assert not thread.is_alive() and "error" not in out, out.get("error")
-        survivor = next(iter(cluster.worker_nodes)).node_id
+    # on the module's cluster (2+1+1 GPUs): the trial's machine goes, two are left
+    thread, out = run_in_thread(task, run_dir)
+    # mid-training: the trial holds its GPU and has reported its first validation loss
+    wait_until(lambda: _training(run_dir), 900, "a trial to report progress")
+    victim_id = _running_trial_node()
+    # the trial that trains (the base model's evaluation takes no trial slot and may run beside it)
+    running = [n.id for n in read_tree(run_dir)
+               if n.status is NodeStatus.running and n.parent is not None]
+    victim = next(n for n in cluster.worker_nodes if n.node_id == victim_id)
+    cluster.remove_node(victim, allow_graceful=False)  # a crash, not a drain
+    thread.join(timeout=1200)
+    assert not thread.is_alive() and "error" not in out, out.get("error")
+    survivors = {n.node_id for n in cluster.worker_nodes}
     tree = read_tree(run_dir)
     assert all(n.status.done for n in tree) and tree.finished_reason is not None
     [hit] = running
     node = tree.get(hit)
     assert [a["failure"] for a in node.failed_attempts] == ["lost"], node.failed_attempts
     assert node.attempts == 2 and node.result is not None and node.result.failure is None, node.result
-    assert survivor != victim_id
+    assert victim_id not in survivors and len(survivors) == 2
     assert tree.get("n0").visits == len([n for n in tree if n.result is not None])  # no double backup

@@ -442,7 +442,7 @@ def test_a_search_with_the_llm_planner_uses_its_plans_and_insights(server, tmp_p
 def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, tmp_path, monkeypatch):
     """The whole search against every kind of garbage (tests/llm_server.py GARBAGE): the heuristic
     plans every node, nothing hostile reaches the journal, the key reaches no file of the run.
-    (The same Researcher runs inside the Ray actor; test_llm_run covers that path with a sane LLM.)"""
+    (The same Researcher runs inside the Ray actor; test_run_files_ray covers that path with a sane LLM.)"""
     secret = "sk-garbage-SECRETvalue-4f9a8b7c6d5e"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     srv = server(default=garbage_script())

@@ -128,19 +128,22 @@ def test_unicode_survives(location: str) -> None:
     assert Store(location).replay().insights[0]["text"] == "LoRA → full: ça marche, 学习率"
 
 
-def test_folders_go_up_and_come_back(location: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sub", ["sub", ""], ids=["nested", "flat"])
+def test_folders_go_up_and_come_back(location: str, tmp_path: Path, sub: str) -> None:
+    # "flat": files only, as a saved checkpoint is; an object store then lists no folder to create
     src = tmp_path / "ckpt"
-    (src / "sub").mkdir(parents=True)
+    (src / sub).mkdir(parents=True)
     (src / "weights.bin").write_bytes(b"\x00\x01" * 1000)
-    (src / "sub" / "config.json").write_text('{"a": 1}')
+    (src / sub / "config.json").write_text('{"a": 1}')
     dest = join(location, "nodes", "n1", "checkpoint")
     if not location.startswith("s3://"):
         Path(dest).parent.mkdir(parents=True)
     upload_dir(src, dest)
     assert exists(dest) and is_complete_dir(dest)
-    back = download_dir(dest, tmp_path / "back")
+    back = download_dir(dest, tmp_path / "cache" / "checkpoints" / "back")  # its parent not there yet
     assert (back / "weights.bin").read_bytes() == b"\x00\x01" * 1000
-    assert json.loads((back / "sub" / "config.json").read_text()) == {"a": 1}
+    assert json.loads((back / sub / "config.json").read_text()) == {"a": 1}
+    assert sorted(p.name for p in back.parent.iterdir()) == ["back"]  # no temporary folder left
     assert not is_complete_dir(join(location, "nodes", "n2", "checkpoint"))
 
 

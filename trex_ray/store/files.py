@@ -106,6 +106,7 @@ def download_dir(uri: str, local: str | Path) -> Path:
     fs, path = resolve(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()  # copy_files makes only the folders an object store lists: a flat folder lists none
     try:
         pafs.copy_files(path, str(tmp), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem(),
                         use_threads=True)
