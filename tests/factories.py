@@ -1,6 +1,7 @@
-"""Test helpers: tiny tasks, plans, results, hand-built trees and a synthetic search driver.
+"""Test helpers: tiny tasks, plans, results, hand-built trees, and ``drive``: a search run by the
+production trial loop (``research/orchestrator.py``) with the in-process executor over a synthetic trial.
 
-Pure: nothing here imports ray or torch. The synthetic executor is a deterministic function
+Pure: nothing here imports ray or torch. The synthetic trial is a deterministic function
 ``plan -> Result`` whose metric peaks near lr 2e-3, gains 0.05 from ``label_noise_filter`` and
 diverges at lr >= ``diverge_lr``, so a search over it has a known shape.
 """
