@@ -2,8 +2,9 @@
 
 The three strategies of ``strategies.py`` — the same objects the simulation runs — hand out their
 trials here to ``run_plan`` in this process (the embedded real model on ``tweet_sentiment``, CPU, one
-trial at a time), not to the surrogate. Compute is the trials' own seconds (``Result.cost``); when it
-reaches ``--budget`` the running trial is stopped and the strategy ends. A stopped trial keeps no
+trial at a time), not to the surrogate; trex through its production trial loop (``real_tree.py``).
+Compute is the trials' own seconds (``Result.cost``); when it reaches ``--budget`` the running trial is
+stopped and the strategy ends. A stopped trial keeps no
 checkpoint; a warm start continues its parent's checkpoint (``JobSpec.parent.key`` carries the path).
 
 Each strategy's pick — the best measured validation metric (trex, TPE + ASHA), or the lowest
@@ -343,6 +344,8 @@ def main() -> None:
     for name in ("trex_ray", "ray", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from real_tree import run_tree  # (it imports this module)
+
     if args.backend == "nccl":
         nccl_world_of_one()
     t0, rows = time.perf_counter(), {}
@@ -380,8 +383,8 @@ def main() -> None:
         engine = RealEngine(budget, work, args.seed, args.threads, task)
         strategy = STRATEGIES[name](args.seed)
         t1 = time.perf_counter()
-        try:
-            out = engine.run(strategy)
+        try:  # trex: its production trial loop (real_tree.py); the peers: RealEngine.run
+            out = run_tree(engine, strategy) if isinstance(strategy, TreeSearch) else engine.run(strategy)
         finally:
             if isinstance(strategy, TreeSearch):
                 strategy.close()

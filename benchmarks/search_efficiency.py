@@ -41,8 +41,12 @@ def run_one(
 ) -> Outcome:
     strategy = STRATEGIES[name](seed)
     t0 = time.perf_counter()
+    surrogate = SurrogateExecutor(model, costs, seed)
     try:
-        out = Engine(SurrogateExecutor(model, costs, seed), slots, budget).run(strategy)
+        if isinstance(strategy, TreeSearch):  # trex and greedy: the production trial loop
+            out = strategy.run(surrogate, slots, budget)
+        else:
+            out = Engine(surrogate, slots, budget).run(strategy)
     finally:
         if isinstance(strategy, TreeSearch):
             strategy.close()

@@ -120,68 +120,106 @@ class Outcome:
     best_true: float | None = None  # the noise-free metric of the selected model
 
 
+class SimCluster:
+    """The simulated clock: trials started at ``now``, their reports as events in time order, compute as
+    busy trials x time, and the cut when it reaches ``budget`` (every trial still running ends unreported).
+    ``Engine`` drives it for a ``Strategy``; ``sim_executor.SimExecutor`` for trex's trial loop."""
+
+    def __init__(self, executor: SurrogateExecutor, budget: float) -> None:
+        self.executor, self.budget = executor, budget
+        self.out = Outcome()
+        self.heap: list[tuple[float, int, Job]] = []
+        self.now, self.seq, self.running = 0.0, 0, 0
+        self.cut: list[Job] | None = None  # the trials the budget cut, once it has run out
+
+    def start(self, spec: JobSpec) -> Job:
+        sim = self.executor.simulate(spec.plan, spec.parent, spec.fractions, same_run=spec.same_run)
+        job = Job(spec, sim, started=self.now, id=self.seq)
+        self.seq += 1
+        self.running += 1
+        self.out.trials += 1
+        heapq.heappush(self.heap, (job.time_of(0), job.id, job))
+        return job
+
+    def next_report(self) -> tuple[Job, Report] | None:
+        """The next report of a running trial (recorded on the curve), or None: no trial is running, or
+        the budget ran out before the next report (``cut`` then lists the trials it cut)."""
+        if not self.heap:
+            return None
+        t, _, job = heapq.heappop(self.heap)
+        out = self.out
+        used = out.compute + (t - self.now) * self.running
+        if used >= self.budget:  # the budget runs out before this event: cut every running trial
+            self.now += (self.budget - out.compute) / self.running
+            out.compute = self.budget
+            self.cut = [job, *(cut for _, _, cut in self.heap)]
+            self.heap.clear()
+            out.sim_time = self.now
+            return None
+        out.compute, self.now = used, t
+        out.sim_time = self.now
+        report = job.report(job.index)
+        _record(out, report, job)
+        return job, report
+
+    def go_on(self, job: Job) -> None:
+        """The trial runs on to its next report."""
+        job.index += 1
+        heapq.heappush(self.heap, (job.time_of(job.index), job.id, job))
+
+    def end(self, job: Job, stopped: bool) -> None:
+        """The trial ended at its last report: finished, or stopped there (``stopped``)."""
+        self.running -= 1
+        self.out.stopped += stopped
+
+    def cancel(self, job: Job) -> None:
+        """End a trial between reports (nothing reported); a no-op for one the budget cut."""
+        if any(queued is job for _, _, queued in self.heap):
+            self.heap = [entry for entry in self.heap if entry[2] is not job]
+            heapq.heapify(self.heap)
+            self.running -= 1
+
 class Engine:
     def __init__(self, executor: SurrogateExecutor, slots: int, budget: float) -> None:
         self.executor, self.slots, self.budget = executor, slots, budget
 
     def run(self, strategy: Strategy) -> Outcome:
-        out = Outcome()
-        heap: list[tuple[float, int, Job]] = []
-        now, seq, running = 0.0, 0, 0
-
-        def start(spec: JobSpec) -> None:
-            nonlocal seq, running
-            sim = self.executor.simulate(spec.plan, spec.parent, spec.fractions, same_run=spec.same_run)
-            job = Job(spec, sim, started=now, id=seq)
-            seq += 1
-            running += 1
-            out.trials += 1
-            heapq.heappush(heap, (job.time_of(0), job.id, job))
-
+        """A peer strategy on the simulated cluster (trex runs its production loop on it instead:
+        ``strategies.TreeSearch.run``)."""
+        cluster = SimCluster(self.executor, self.budget)
         while True:
-            if out.compute < self.budget and running < self.slots:
-                for spec in strategy.next_jobs(self.slots - running):
-                    start(spec)
-            if not heap:
-                break
-            t, _, job = heapq.heappop(heap)
-            used = out.compute + (t - now) * running
-            if used >= self.budget:  # the budget runs out before this event: cut every running trial
-                now += (self.budget - out.compute) / running
-                out.compute = self.budget
-                for _, _, cut in [(t, 0, job), *heap]:
+            if cluster.out.compute < self.budget and cluster.running < self.slots:
+                for spec in strategy.next_jobs(self.slots - cluster.running):
+                    cluster.start(spec)
+            event = cluster.next_report()
+            if event is None:
+                for cut in cluster.cut or []:
                     strategy.on_end(cut, None, stopped=True)
-                heap.clear()
                 break
-            out.compute, now = used, t
-            report = job.report(job.index)
-            self._record(out, report, job)
+            job, report = event
             action = strategy.on_report(job, report)
             if report.final or action is Action.STOP or isinstance(action, JobSpec):
-                running -= 1
-                stopped = not report.final
-                out.stopped += stopped
-                strategy.on_end(job, report, stopped=stopped)
+                cluster.end(job, stopped=not report.final)
+                strategy.on_end(job, report, stopped=not report.final)
                 if isinstance(action, JobSpec):
-                    start(action)
+                    cluster.start(action)
                 continue
-            job.index += 1
-            heapq.heappush(heap, (job.time_of(job.index), job.id, job))
-        out.sim_time = now
-        return out
+            cluster.go_on(job)
+        return cluster.out
 
-    def _record(self, out: Outcome, report: Report, job: Job) -> None:
-        if job.spec.select_by_val:
-            if report.diverged or not math.isfinite(report.val_loss) or report.val_loss >= out.best_val:
-                return
-            out.best_val = report.val_loss
-        else:
-            if report.metric is None or report.metric <= out.best_metric:
-                return
-            out.best_metric = report.metric
-            out.observed.append((out.compute, report.metric))
-        out.best_true = job.sim.true_metric_at(report.fraction)
-        out.curve.append((out.compute, out.best_true))
+
+def _record(out: Outcome, report: Report, job: Job) -> None:
+    if job.spec.select_by_val:
+        if report.diverged or not math.isfinite(report.val_loss) or report.val_loss >= out.best_val:
+            return
+        out.best_val = report.val_loss
+    else:
+        if report.metric is None or report.metric <= out.best_metric:
+            return
+        out.best_metric = report.metric
+        out.observed.append((out.compute, report.metric))
+    out.best_true = job.sim.true_metric_at(report.fraction)
+    out.curve.append((out.compute, out.best_true))
 
 
 def best_at(curve: list[tuple[float, float]], compute: float) -> float | None:

@@ -1,7 +1,8 @@
 """The search strategies compared by ``search_efficiency.py``, each on the simulated cluster of ``sim.py``.
 
 * ``TreeSearch`` — trex: the real ``Researcher`` with ``UCTPolicy`` and ``HeuristicPlanner`` (its
-  journal on tmpfs), early stopping through ``on_progress``, warm starts paying only their epochs;
+  journal on tmpfs) in its production trial loop (``Orchestrator`` over ``sim_executor.SimExecutor``),
+  early stopping through ``on_progress``, warm starts paying only their epochs;
 * ``Greedy`` — AIDE-style: the same Researcher and planner, a policy that always improves the
   best node after ``drafts`` drafts from the root (no pruning, no early stopping);
 * ``RandomSearch`` — configurations drawn from ``SPACE``, each trained to the end;
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sim import Action, Job, JobSpec, Report
+from sim import Action, Job, JobSpec, Report, SimCluster
+from sim import Outcome as SimOutcome
+from sim_executor import SimExecutor
 from space import (
     EPOCHS,
     LR_RANGE,
@@ -38,19 +41,14 @@ from space import (
     sample_config,
     tune_space,
 )
-from surrogate import State
+from surrogate import State, SurrogateExecutor
 
 from trex_ray.research import Researcher
 from trex_ray.spec import (
     Budget,
-    Cost,
     Decision,
-    FailureKind,
-    Outcome,
     Progress,
-    Result,
     TaskSpec,
-    TrainMode,
 )
 from trex_ray.tree import Node, SearchTree, UCTPolicy
 from trex_ray.tree.policy import MAX_CHILDREN
@@ -114,7 +112,8 @@ class GreedyPolicy:
 
 
 class TreeSearch:
-    """The real Researcher on the simulated cluster. ``policy``: None for trex's UCTPolicy."""
+    """The real Researcher, run by its production trial loop: on the simulated cluster (``run``) or on
+    real trials (``real_check.RealEngine.run_tree``). ``policy``: None for trex's UCTPolicy."""
 
     name = "trex"
 
@@ -130,74 +129,18 @@ class TreeSearch:
             self.researcher.policy = policy
         self.name = name or self.name
         self.states: dict[str, State] = {}
-        self.decision_s: list[float] = []
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def next_jobs(self, free: int) -> list[JobSpec]:
-        specs = []
-        for node in self.researcher.next_nodes(free):
-            plan = node.plan
-            parent = self.states.get(node.parent) if node.parent and plan.train.warm_start else None
-            every = plan.train.eval_every_fraction
-            fractions = tuple(min(1.0, k * every) for k in range(1, math.ceil(1 / every - 1e-9) + 1))
-            specs.append(
-                JobSpec(
-                    tag=node.id,
-                    plan=plan,
-                    parent=parent,
-                    fractions=fractions if plan.train.mode is not TrainMode.none else (1.0,),
-                )
-            )
-        return specs
+    def run(self, surrogate: SurrogateExecutor, slots: int, budget: float) -> SimOutcome:
+        """The search on the simulated cluster, through trex's production trial loop."""
+        from trex_ray.research.orchestrator import FixedSlots, Orchestrator
 
-    def on_report(self, job: Job, report: Report) -> Action | JobSpec:
-        if report.final or job.sim.plan.train.mode is TrainMode.none:
-            return Action.CONTINUE
-        progress = _progress(report, job)
-        decision = self.researcher.on_progress(job.spec.tag, progress)
-        return Action.STOP if decision is Decision.STOP else Action.CONTINUE
-
-    def on_end(self, job: Job, last: Report | None, stopped: bool) -> None:
-        node_id = job.spec.tag
-        if last is None:  # cut by the budget: the run is over
-            return
-        k = job.index
-        cost = job.time_of(k) - job.started
-        curve = [_progress(job.report(i), job) for i in range(k + 1) if not job.report(i).diverged]
-        result_cost = Cost(wall_seconds=cost, compute_seconds=cost, train_steps=int(100 * last.epochs))
-        if last.diverged:
-            result = Result(
-                outcome=Outcome.failed,
-                failure=FailureKind.diverged,
-                curve=curve,
-                cost=result_cost,
-                error="loss diverged",
-            )
-        elif stopped:
-            result = Result(outcome=Outcome.stopped, curve=curve, cost=result_cost)
-        else:
-            result = Result(
-                outcome=Outcome.finished,
-                metric=last.metric,
-                metrics={"accuracy": last.metric or 0.0},
-                curve=curve,
-                cost=result_cost,
-                checkpoint=f"sim:{node_id}",
-            )
-            self.states[node_id] = job.sim.end_state
-        self.researcher.on_result(node_id, result)
-
-
-def _progress(report: Report, job: Job) -> Progress:
-    val = report.val_loss if math.isfinite(report.val_loss) else None
-    return Progress(
-        fraction=report.fraction,
-        step=max(1, int(100 * report.epochs)),
-        train_loss=report.train_loss if math.isfinite(report.train_loss) else 1e30,
-        val_loss=val,
-    )
+        sim = SimExecutor(SimCluster(surrogate, budget), self.researcher.on_progress, self.states)
+        orchestrator = Orchestrator(self.researcher, sim, FixedSlots(slots), score_tests=False)
+        orchestrator.run(stop=lambda: sim.exhausted)
+        return sim.cluster.out
 
 
 def trex(seed: int) -> TreeSearch:

@@ -1,6 +1,7 @@
-"""Test helpers: tiny tasks, plans, results, hand-built trees and a synthetic search driver.
+"""Test helpers: tiny tasks, plans, results, hand-built trees, and ``drive``: a search run by the
+production trial loop (``research/orchestrator.py``) with the in-process executor over a synthetic trial.
 
-Pure: nothing here imports ray or torch. The synthetic executor is a deterministic function
+Pure: nothing here imports ray or torch. The synthetic trial is a deterministic function
 ``plan -> Result`` whose metric peaks near lr 2e-3, gains 0.05 from ``label_noise_filter`` and
 diverges at lr >= ``diverge_lr``, so a search over it has a known shape.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +29,7 @@ from trex_ray.spec import (
     TrainRecipe,
     load_task,
 )
+from trex_ray.spec.trial import Trial
 from trex_ray.tree import Event, EventKind, Node, SearchTree
 
 BASE_METRIC = 0.30  # the untrained base model
@@ -231,10 +232,10 @@ class DriveLog:
     dispatched: list[str] = field(default_factory=list)
 
 
-def run_with_progress(researcher: Any, node_id: str, result: Result) -> tuple[Result, bool]:
+def run_with_progress(progress: Callable[[Progress], Decision], result: Result) -> tuple[Result, bool]:
     """Report the result's curve point by point; a STOP turns it into a stopped result."""
     for i, p in enumerate(result.curve):
-        if researcher.on_progress(node_id, p) is Decision.STOP:
+        if progress(p) is Decision.STOP:
             part = result.curve[: i + 1]
             cost = result.cost.model_copy(
                 update={"compute_seconds": result.cost.compute_seconds * p.fraction}
@@ -253,34 +254,55 @@ def drive(
     max_steps: int = 1000,
     running: Iterable[str] = (),
 ) -> DriveLog:
-    """Run a Researcher to completion with up to ``slots`` nodes 'in flight' at once.
+    """Run a Researcher through the production trial loop (``research/orchestrator.py``) with the
+    in-process executor over the synthetic ``executor`` and ``slots`` trial slots.
 
-    Each step tops the slots up with ``next_nodes``, then completes one running node chosen at
-    random (seeded), so results arrive out of dispatch order, as they do on a cluster.
-    ``running``: nodes the caller started already (they get results like the others).
+    The in-process executor ends one waiting trial per poll, drawn at random (seeded), so results
+    arrive out of dispatch order, as they do on a cluster. ``running``: nodes the caller started
+    already (they get results like the others). ``max_results``: stop (as a crash would) after that
+    many results, leaving the rest running. No test-split scoring (the synthetic executor has none).
     """
-    rng = random.Random(seed)
-    log = DriveLog(reason=None, running=list(running))
-    for _ in range(max_steps):
-        if max_results is not None and log.results >= max_results:
-            return log
-        fresh = [n.id for n in researcher.next_nodes(slots - len(log.running))]
-        log.dispatched += fresh
-        log.running += fresh
-        assert len(log.running) <= slots, f"more than {slots} nodes running: {log.running}"
-        if not log.running:
-            reason = researcher.stop_reason()
-            assert reason is not None, (
-                "nothing running and nothing to start, but no stop reason: a driver would spin"
-            )
-            researcher.finish(reason)
-            log.reason = reason
-            return log
-        node_id = log.running.pop(rng.randrange(len(log.running)))
-        result = executor(researcher.tree.get(node_id).plan)
+    from trex_ray.execute.inprocess import InProcessExecutor
+    from trex_ray.research.orchestrator import FixedSlots, Orchestrator
+
+    log = DriveLog(reason=None)
+
+    def run(trial: Trial, progress: Callable[[Progress], Decision]) -> Result:
+        result = executor(trial.plan)
         if report_progress:
-            result, was_stopped = run_with_progress(researcher, node_id, result)
+            result, was_stopped = run_with_progress(progress, result)
             log.early_stops += was_stopped
-        researcher.on_result(node_id, result)
-        log.results += 1
-    raise AssertionError(f"the search did not finish in {max_steps} steps")
+        return result
+
+    inproc = InProcessExecutor(run, progress=researcher.on_progress, seed=seed)
+    orch = Orchestrator(researcher, inproc, FixedSlots(slots), score_tests=False, sleep=_no_sleep)
+    submit = orch.submit
+
+    def submitted(node: Node) -> None:
+        log.dispatched.append(node.id)
+        submit(node)
+        assert orch.slots_held() <= slots, f"more than {slots} trials hold a slot"
+
+    orch.submit = submitted  # type: ignore[method-assign]
+    for node_id in running:
+        submit(researcher.tree.get(node_id))
+    steps = iter(range(max_steps))
+
+    def stop() -> bool:
+        if max_results is not None and orch.results >= max_results:
+            log.running = [job.node_id for job in orch.running.values()]
+            return True
+        if next(steps, None) is None:
+            raise AssertionError(f"the search did not finish in {max_steps} steps")
+        return False
+
+    end = orch.run(stop=stop)
+    assert end.reason is None or end.from_researcher, (
+        "nothing running and nothing to start, but no stop reason: a driver would spin"
+    )
+    log.reason, log.results = end.reason, end.results
+    return log
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError("the loop waited for a slot or a retry: the synthetic search never should")

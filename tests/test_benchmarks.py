@@ -229,6 +229,30 @@ def test_real_check_runs_real_trials_within_the_budget_and_scores_the_pick(tmp_p
     assert scored["test_rows"] == 32 and 0.0 <= scored["test_metric"] <= 1.0 and scored["val_loss"] > 0
 
 
+@pytest.mark.slow
+def test_real_check_runs_trex_through_its_production_loop_within_the_budget(tmp_path):
+    """trex on real trials of the tiny model (``real_tree.py``): the Orchestrator runs them here, the
+    budget ends the search, and what it measured is the pick."""
+    import real_check
+    from real_tree import run_tree
+    from strategies import trex
+
+    task = real_check.check_task(0, test_rows=32, model="builtin:tiny-llama")
+    engine, strategy = real_check.RealEngine(20.0, tmp_path, 0, task=task), trex(0)
+    try:
+        out = run_tree(engine, strategy)
+        tree = strategy.researcher.tree
+    finally:
+        strategy.close()
+    assert out.trials >= 2 and out.compute >= 20.0 and out.log[0]["tag"] == "n0"  # the base model first
+    assert out.compute == pytest.approx(sum(row["seconds"] for row in out.log), abs=0.1 * len(out.log))
+    ended = {row["tag"]: row["outcome"] for row in out.log}
+    assert all(tree.get(node).result.outcome.value == outcome for node, outcome in ended.items())
+    assert out.observed and out.pick["metric"] == max(m for _, m in out.observed)
+    scored = engine.score_pick(out, "trex")
+    assert scored["test_rows"] == 32 and 0.0 <= scored["test_metric"] <= 1.0
+
+
 def test_summary_ratio_is_trex_over_the_best_peer():
     import search_efficiency
 

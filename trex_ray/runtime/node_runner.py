@@ -11,7 +11,6 @@ and checkpoint travel through the bucket (``runtime/trial.py``), so its workers 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,11 +103,8 @@ class NodeRunner:
             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
             tensorboard_dir=Path(job.tensorboard_dir) if job.tensorboard_dir else None,
         )
-        result = launcher.finalize(run_plan(plan, ctx))
-        if result.metric is not None and not math.isfinite(result.metric):
-            result = result.model_copy(update={"metric": None})
-        return result.model_dump(mode="json")
-
+        # a NaN metric is made None by the trial loop (research/orchestrator.py), which classifies results
+        return launcher.finalize(run_plan(plan, ctx)).model_dump(mode="json")
 
     def test(self, job: NodeJob, checkpoint: str | None, adapter: bool,
              evaluator: Any = None, threads: int | None = None) -> dict[str, Any]:
