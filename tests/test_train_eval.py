@@ -178,3 +178,22 @@ def test_op_builds_use_this_interpreters_ninja_whatever_path_says(monkeypatch: p
     assert os.environ["PATH"].split(os.pathsep) == [str(here), "/usr/bin", "/bin"]
     ensure_torch_extensions_dir()  # idempotent
     assert os.environ["PATH"].split(os.pathsep) == [str(here), "/usr/bin", "/bin"]
+
+
+def test_a_process_group_starts_without_compiling_deepspeeds_inference_op(tmp_path: Path) -> None:
+    """DeepSpeed's CPU backend compiles its shared-memory all-reduce op (~50 s of 2 cores on a fresh
+    machine) for tensor-parallel inference only; trex's training never builds it."""
+    import subprocess
+    import sys
+
+    from trex_ray.execute.launch import free_port
+
+    code = ("import torch, torch.distributed as dist; from trex_ray.execute.launch import init_distributed; "
+            "rank, world = init_distributed(); t = torch.ones(2); dist.all_reduce(t); "
+            "print(rank, world, t.tolist()); dist.destroy_process_group()")
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path / "ext"), RANK="0", LOCAL_RANK="0",
+               WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0 1 [1.0, 1.0]"
+    assert not (tmp_path / "ext" / "deepspeed_shm_comm").exists() and "shm_comm" not in out.stdout

@@ -71,10 +71,23 @@ def return_freed_memory() -> bool:
         return False
 
 
+def skip_inference_comm_op() -> None:
+    """Keep DeepSpeed from compiling its shared-memory all-reduce op, which training never uses.
+
+    On CPU, DeepSpeed 0.19's ``TorchBackend`` builds ``deepspeed_shm_comm`` (a C++ JIT compile: about
+    50 s of both cores on a fresh 2-core machine, before the first trial's first step) at every process
+    group's start, for ``inference_all_reduce`` alone: tensor-parallel inference. Training's collectives
+    go through ``torch.distributed``. Marking the op incompatible makes ``build_shm_op`` return None."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def init_distributed() -> tuple[int, int]:
     import deepspeed
 
     ensure_torch_extensions_dir()
+    skip_inference_comm_op()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():  # this worker's GPU among those its machine's workers see
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
