@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 
-from trex_ray.runtime.driver import connect
+from trex_ray.runtime.driver import await_restart, connect
 from trex_ray.runtime.evaluator import close_evaluator, evaluator_for
 from trex_ray.runtime.pool import SlotPool, pool_name
 from trex_ray.runtime.researcher_actor import NAMESPACE, ResearcherActor, actor_name, trial_slots, wait_ready
@@ -90,6 +91,23 @@ def _start(jobs: list[_Job], bench_id: str, out_dir: Path, pool: Any, evaluators
         job.ref = job.actor.run.remote()
 
 
+def _error_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines() or [""]
+    return f"{type(exc).__name__}: {lines[-1][:200]}"
+
+
+def _rerun(job: _Job, exc: RayActorError, say: Callable[[str], None]) -> bool:
+    """A task's Researcher died (e.g. killed for memory): once Ray restarted it, ask it to run again."""
+    say(f"{job.name}: the Researcher actor died ({_error_line(exc)}); waiting for Ray to restart it")
+    try:
+        await_restart(job.actor)
+    except RuntimeError as gone:  # its restarts are spent: that task ends with the error
+        say(f"{job.name}: {gone}")
+        return False
+    job.ref = job.actor.run.remote()
+    return True
+
+
 def _progress_line(jobs: list[_Job]) -> str:
     parts = []
     for job in jobs:
@@ -111,12 +129,16 @@ def _wait(jobs: list[_Job], say: Callable[[str], None]) -> None:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
         for ref in ready:
             job = pending.pop(ref)
-            job.ended = time.time()
             try:
                 job.outcome = ray.get(ref)
+            except RayActorError as exc:  # Ray restarts it; it resumes from the store, as in `trex run`
+                if _rerun(job, exc, say):
+                    pending[job.ref] = job
+                    continue
+                job.error = _error_line(exc)
             except Exception as exc:  # noqa: BLE001 - one task's failure must not end the sweep
-                lines = str(exc).strip().splitlines() or [""]
-                job.error = f"{type(exc).__name__}: {lines[-1][:200]}"
+                job.error = _error_line(exc)
+            job.ended = time.time()
             say(
                 f"{job.name} finished in {job.ended - job.started:.0f} s"
                 + (f" ({job.error})" if job.error else f" ({(job.outcome or {}).get('reason')})")

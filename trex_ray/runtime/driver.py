@@ -110,7 +110,7 @@ def _wait_for(actor: Any, display: ProgressDisplay, lease: Lease) -> None:
             except RayActorError as exc:
                 log.warning("the Researcher actor died (%s); waiting for Ray to restart it",
                             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-                _await_restart(actor)
+                await_restart(actor)
                 done_ref = actor.run.remote()
                 continue
         try:
@@ -119,7 +119,7 @@ def _wait_for(actor: Any, display: ProgressDisplay, lease: Lease) -> None:
             log.debug("status unavailable: %s", exc)
 
 
-def _await_restart(actor: Any, timeout: float = RESTART_WAIT_S) -> None:
+def await_restart(actor: Any, timeout: float = RESTART_WAIT_S) -> None:
     """Until a restarted actor answers; raises once Ray gave up on it (its restarts are spent)."""
     deadline = time.time() + timeout
     while True:
