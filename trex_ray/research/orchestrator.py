@@ -3,14 +3,13 @@
 ``Orchestrator.run`` asks a searcher (``research/search.py``: what to try next — the ``Researcher``'s
 tree search through ``TreeSearcher``, or a benchmark peer) for trials as trial slots free up,
 submits each to an executor (``spec/trial.py``: in-process ``execute/inprocess.py``, simulated
-``benchmarks/sim_executor.py``, Ray ``runtime/ray_executor.py``), polls for endings, kills a
-trial that runs past
-``budget.trial_timeout_seconds``, turns every ending into the ``Result`` the searcher records (it
-alone classifies failures: ``timeout``, ``lost``, ``error``; ``diverged`` comes from the trial's own
-result), and lets the searcher retry. What a running trial's reports decide (go on, stop) is the
-scheduler's, asked by the executor. An evaluation-only node (the base model) takes no trial
-slot. The base model is scored on the test split in a slot the search leaves idle; after the search,
-the best nodes on validation are, as many at once as there are slots. No Ray, no torch.
+``benchmarks/sim_executor.py``, Ray ``runtime/ray_executor.py``), polls for endings, kills a trial
+that runs past ``budget.trial_timeout_seconds``, turns every ending into the ``Result`` the searcher
+records (it alone classifies failures: ``timeout``, ``lost``, ``error``; ``diverged`` comes from the
+trial's own result), and lets the searcher retry. What a running trial's reports decide (go on,
+stop) is the scheduler's, asked by the executor. An evaluation-only node (the base model) takes no
+trial slot. The base model is scored on the test split in a slot the search leaves idle; after the
+search, the best nodes on validation are, as many at once as there are slots. No Ray, no torch.
 
 Example::
 
