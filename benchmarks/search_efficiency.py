@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, emit, finite, machine  # also puts benchmarks/ and the repo on sys.path
-from sim import Engine, Outcome, best_at, compute_to
+from peers import simulate
+from sim import Outcome, best_at, compute_to
 from strategies import STRATEGIES, TreeSearch
 from surrogate import CostModel, SurrogateExecutor, SurrogateModel
 
@@ -43,10 +44,10 @@ def run_one(
     t0 = time.perf_counter()
     surrogate = SurrogateExecutor(model, costs, seed)
     try:
-        if isinstance(strategy, TreeSearch):  # trex and greedy: the production trial loop
+        if isinstance(strategy, TreeSearch):  # trex and greedy: the Researcher in the production loop
             out = strategy.run(surrogate, slots, budget)
-        else:
-            out = Engine(surrogate, slots, budget).run(strategy)
+        else:  # the peers: their strategy as searcher and scheduler of the same loop
+            out = simulate(strategy, surrogate, slots, budget)
     finally:
         if isinstance(strategy, TreeSearch):
             strategy.close()

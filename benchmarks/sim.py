@@ -1,15 +1,16 @@
 """An event-driven simulated cluster: ``slots`` trials at once, a simulated clock, one compute budget.
 
-Every strategy runs here on the same surrogate executor. A strategy hands out ``JobSpec``s; the
-engine runs each as a surrogate ``Simulation`` whose reports arrive at simulated times (start-up,
-training to each report fraction, evaluations), asks the strategy what to do at each report, and
-stops everything when the compute used (busy slots x time) reaches the budget. Every measured
-metric is a point of the best-score-vs-compute curve.
+Every strategy runs here on the same surrogate executor, through trex's production trial loop
+(``Orchestrator`` over ``sim_executor.SimExecutor``; a peer ``Strategy`` through ``peers.PeerSearcher``).
+A trial is a ``JobSpec`` run as a surrogate ``Simulation`` whose reports arrive at simulated times
+(start-up, training to each report fraction, evaluations); everything stops when the compute used
+(busy slots x time) reaches the budget. Every measured metric is a point of the best-score-vs-compute
+curve.
 
 Example::
 
-    engine = Engine(executor, slots=4, budget=3000.0)
-    curve = engine.run(RandomSearch(space, seed=0))     # [(compute_seconds, best_metric), ...]
+    out = peers.simulate(RandomSearch(space, seed=0), surrogate, slots=4, budget=3000.0)
+    out.curve                                            # [(compute_seconds, best test score), ...]
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class Outcome:
 class SimCluster:
     """The simulated clock: trials started at ``now``, their reports as events in time order, compute as
     busy trials x time, and the cut when it reaches ``budget`` (every trial still running ends unreported).
-    ``Engine`` drives it for a ``Strategy``; ``sim_executor.SimExecutor`` for trex's trial loop."""
+    ``sim_executor.SimExecutor`` puts it behind the executor contract of trex's trial loop."""
 
     def __init__(self, executor: SurrogateExecutor, budget: float) -> None:
         self.executor, self.budget = executor, budget
@@ -178,35 +179,6 @@ class SimCluster:
             self.heap = [entry for entry in self.heap if entry[2] is not job]
             heapq.heapify(self.heap)
             self.running -= 1
-
-class Engine:
-    def __init__(self, executor: SurrogateExecutor, slots: int, budget: float) -> None:
-        self.executor, self.slots, self.budget = executor, slots, budget
-
-    def run(self, strategy: Strategy) -> Outcome:
-        """A peer strategy on the simulated cluster (trex runs its production loop on it instead:
-        ``strategies.TreeSearch.run``)."""
-        cluster = SimCluster(self.executor, self.budget)
-        while True:
-            if cluster.out.compute < self.budget and cluster.running < self.slots:
-                for spec in strategy.next_jobs(self.slots - cluster.running):
-                    cluster.start(spec)
-            event = cluster.next_report()
-            if event is None:
-                for cut in cluster.cut or []:
-                    strategy.on_end(cut, None, stopped=True)
-                break
-            job, report = event
-            action = strategy.on_report(job, report)
-            if report.final or action is Action.STOP or isinstance(action, JobSpec):
-                cluster.end(job, stopped=not report.final)
-                strategy.on_end(job, report, stopped=not report.final)
-                if isinstance(action, JobSpec):
-                    cluster.start(action)
-                continue
-            cluster.go_on(job)
-        return cluster.out
-
 
 def _record(out: Outcome, report: Report, job: Job) -> None:
     if job.spec.select_by_val:

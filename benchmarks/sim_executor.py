@@ -4,7 +4,7 @@ The search benchmark runs trex through its production trial loop (``trex_ray/res
 the orchestrator submits each node's ``Trial``; this executor runs it as a surrogate ``Simulation`` on
 the simulated clock, delivers its reports to the Researcher's ``on_progress`` (a STOP ends it there)
 and returns its ``Result`` at the end. When the compute budget runs out, ``exhausted`` says so and the
-loop stops, cancelling what still runs (those trials end unreported, as in ``Engine``).
+loop stops, cancelling what still runs (those trials end unreported).
 
 Example::
 
@@ -29,8 +29,11 @@ ProgressSink = Callable[[str, Progress, "int | None"], Decision]
 
 class SimExecutor:
     def __init__(self, cluster: SimCluster, progress: ProgressSink,
-                 states: dict[str, State] | None = None) -> None:
+                 states: dict[str, State] | None = None,
+                 specs: Callable[[Trial], JobSpec] | None = None) -> None:
         self.cluster, self.progress = cluster, progress
+        self.specs = specs  # a trial's simulated job, when another searcher than trex's wrote it (peers.py)
+        self.seen: dict[str, tuple[Job, Report]] = {}  # trial -> its job and latest report (``latest``)
         self.states = states if states is not None else {}  # node -> its checkpoint's state (warm starts)
         self.jobs: dict[int, tuple[Trial, Job]] = {}
         self.ended: dict[str, Simulation] = {}  # node -> its finished trial (what a test scoring scores)
@@ -45,7 +48,9 @@ class SimExecutor:
             handle, self.cluster.seq = self.cluster.seq, self.cluster.seq + 1  # job ids and test ids apart
             self.tests[handle] = trial
             return handle
-        job = self.cluster.start(job_spec(trial.node_id, trial.plan, trial.parent_id, self.states))
+        spec = self.specs(trial) if self.specs else job_spec(trial.node_id, trial.plan, trial.parent_id,
+                                                             self.states)
+        job = self.cluster.start(spec)
         self.jobs[job.id] = (trial, job)
         return job.id
 
@@ -62,6 +67,7 @@ class SimExecutor:
             return []
         job, report = event
         trial, _ = self.jobs[job.id]
+        self.seen[trial.node_id] = (job, report)
         stop = False
         if not report.final and trial.plan.train.mode is not TrainMode.none:
             stop = self.progress(trial.node_id, progress_of(report, job), trial.attempt) is Decision.STOP
@@ -75,6 +81,10 @@ class SimExecutor:
             self.states[trial.node_id] = job.sim.end_state
             self.ended[trial.node_id] = job.sim
         return [(job.id, TrialOutcome(result=result))]
+
+    def latest(self, trial_id: str) -> tuple[Job, Report]:
+        """A trial's job and its latest report (what a peer strategy reads: ``peers.PeerSearcher``)."""
+        return self.seen[trial_id]
 
     def cancel(self, handle: object) -> None:
         self.tests.pop(handle, None)  # type: ignore[call-overload]

@@ -264,6 +264,7 @@ def drive(
     """
     from trex_ray.execute.inprocess import InProcessExecutor
     from trex_ray.research.orchestrator import FixedSlots, Orchestrator
+    from trex_ray.research.search import trial_of
 
     log = DriveLog(reason=None)
 
@@ -278,14 +279,14 @@ def drive(
     orch = Orchestrator(researcher, inproc, FixedSlots(slots), score_tests=False, sleep=_no_sleep)
     submit = orch.submit
 
-    def submitted(node: Node) -> None:
-        log.dispatched.append(node.id)
-        submit(node)
+    def submitted(trial: Trial) -> None:
+        log.dispatched.append(trial.node_id)
+        submit(trial)
         assert orch.slots_held() <= slots, f"more than {slots} trials hold a slot"
 
     orch.submit = submitted  # type: ignore[method-assign]
     for node_id in running:
-        submit(researcher.tree.get(node_id))
+        submit(trial_of(researcher.tree, researcher.tree.get(node_id)))
     steps = iter(range(max_steps))
 
     def stop() -> bool:

@@ -13,6 +13,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import peers  # noqa: E402
 import sim  # noqa: E402
 import space  # noqa: E402
 import surrogate_fit  # noqa: E402
@@ -164,13 +165,13 @@ class _Fixed:
 def test_engine_runs_slots_reports_and_budget():
     costs = CostModel.from_model(MODEL).epochs_only()
     strategy = _Fixed()
-    out = sim.Engine(SurrogateExecutor(MODEL, costs, 0), slots=2, budget=1000.0).run(strategy)
+    out = peers.simulate(strategy, SurrogateExecutor(MODEL, costs, 0), 2, 1000.0)
     assert out.trials == 3 and out.stopped == 1 and len(strategy.ended) == 3
     assert out.compute == pytest.approx(
         25 + 10 + 9.7 + 5
     )  # 2 epochs + eval; a stop at half; 0.97 epoch + eval
     assert [c for c, _ in out.curve] == sorted(c for c, _ in out.curve)
-    tight = sim.Engine(SurrogateExecutor(MODEL, costs, 0), slots=2, budget=12.0).run(_Fixed())
+    tight = peers.simulate(_Fixed(), SurrogateExecutor(MODEL, costs, 0), 2, 12.0)
     assert tight.compute == pytest.approx(12.0) and not tight.curve
 
 
@@ -187,7 +188,7 @@ def test_a_strategy_that_selects_by_validation_loss_pays_no_evaluation():
         def on_report(self, job: sim.Job, report: sim.Report) -> sim.Action:
             return sim.Action.CONTINUE
 
-    out = sim.Engine(SurrogateExecutor(MODEL, costs, 0), slots=3, budget=1000.0).run(ByVal())
+    out = peers.simulate(ByVal(), SurrogateExecutor(MODEL, costs, 0), 3, 1000.0)
     assert out.compute == pytest.approx(20 + 20 + 9.7)  # training only: no evaluation charged
     assert out.curve and not out.observed and math.isfinite(out.best_val)
 

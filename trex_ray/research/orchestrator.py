@@ -1,13 +1,15 @@
 """The trial loop: one pure object that owns every trial's lifecycle, whatever runs the trials.
 
-``Orchestrator.run`` asks the ``Researcher`` for nodes as trial slots free up, submits each to an
-executor (``spec/trial.py``: in-process ``execute/inprocess.py``, simulated ``benchmarks/sim.py``, Ray
-``runtime/ray_executor.py``), polls for endings, kills a trial that runs past
-``budget.trial_timeout_seconds``, turns every ending into the ``Result`` the Researcher records (it
-alone classifies failures: ``timeout``, ``lost``, ``error``; ``diverged`` comes from the trial's own
-result), and lets the Researcher retry. An evaluation-only node (the base model) takes no trial
-slot. The base model is scored on the test split in a slot the search leaves idle; after the search,
-the best nodes on validation are, as many at once as there are slots. No Ray, no torch.
+``Orchestrator.run`` asks a searcher (``research/search.py``: what to try next — the ``Researcher``'s
+tree search through ``TreeSearcher``, or a benchmark peer) for trials as trial slots free up,
+submits each to an executor (``spec/trial.py``: in-process ``execute/inprocess.py``, simulated
+``benchmarks/sim_executor.py``, Ray ``runtime/ray_executor.py``), polls for endings, kills a trial
+that runs past ``budget.trial_timeout_seconds``, turns every ending into the ``Result`` the searcher
+records (it alone classifies failures: ``timeout``, ``lost``, ``error``; ``diverged`` comes from the
+trial's own result), and lets the searcher retry. What a running trial's reports decide (go on,
+stop) is the scheduler's, asked by the executor. An evaluation-only node (the base model) takes no
+trial slot. The base model is scored on the test split in a slot the search leaves idle; after the
+search, the best nodes on validation are, as many at once as there are slots. No Ray, no torch.
 
 Example::
 
@@ -22,13 +24,13 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from trex_ray.research.researcher import Researcher
-from trex_ray.spec import Cost, FailureKind, Outcome, Resources, Result, TrainMode
+from trex_ray.research.search import Observer, Searcher, TreeSearcher
+from trex_ray.spec import Cost, FailureKind, Outcome, Plan, Resources, Result, TrainMode
 from trex_ray.spec.trial import Executor, Fault, Handle, Trial, TrialKind, TrialOutcome
-from trex_ray.tree import Node
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +72,12 @@ class FixedSlots:
         pass
 
 
-class Observer(Protocol):
-    """Told of what the loop records (the actor's MLflow runs); never fails the run."""
-
-    def node_ended(self, node: Node) -> None: ...
-
-    def node_tested(self, node_id: str, scored: dict[str, Any]) -> None: ...
-
-    def finished(self) -> None: ...
-
-
 @dataclass
 class RunEnd:
     reason: str | None  # why the search ended; None when ``stop`` ended the loop first
     peak_running: int = 0
     results: int = 0
-    from_researcher: bool = True  # the reason is the Researcher's stop reason (else NOTHING_LEFT or None)
+    from_researcher: bool = True  # the reason is the searcher's stop reason (else NOTHING_LEFT or None)
 
 
 @dataclass
@@ -98,23 +90,39 @@ class _Running:
 
 @dataclass
 class Orchestrator:
-    researcher: Researcher
+    searcher: Searcher | Researcher  # a Researcher is run as a ``TreeSearcher`` (with ``observer``)
     executor: Executor
     slots: Slots
     observer: Observer | None = None
-    score_tests: bool = True  # score the base and the best nodes on the test split
+    score_tests: bool = True  # score the base and the best nodes on the test split (a TreeSearcher's)
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     running: dict[Handle, _Running] = field(default_factory=dict)
     peak_running: int = 0
     results: int = 0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.searcher, Researcher):
+            self.searcher = TreeSearcher(self.searcher, self.observer)
+        elif self.observer is not None:
+            raise ValueError("Orchestrator: observer= is for a Researcher; give it to the TreeSearcher")
+        if self.score_tests and not isinstance(self.searcher, TreeSearcher):
+            raise ValueError("Orchestrator: score_tests needs a TreeSearcher; pass score_tests=False")
+
+    @property
+    def search(self) -> Searcher:
+        assert not isinstance(self.searcher, Researcher)  # wrapped in __post_init__
+        return self.searcher
+
+    @property
+    def tests(self) -> TreeSearcher:
+        assert isinstance(self.searcher, TreeSearcher)
+        return self.searcher
+
     # --- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] | None = None) -> RunEnd:
         """Run the search to its end. ``stop``: asked before each step; when it says so, every trial in
         flight is cancelled, nothing more is recorded and the run is not finished (``reason`` None)."""
-        for node in list(self.researcher.tree):  # a resumed run: nodes that ended before, told once
-            self._ended(node.id)
         while True:
             if stop is not None and stop():
                 for handle in list(self.running):
@@ -130,19 +138,19 @@ class Orchestrator:
         capacity = self.slots.capacity()
         want = capacity - self.slots_held()
         free = self.slots.acquire(want, self.slots_held())
-        nodes = self.researcher.next_nodes(free)
-        trains = sum(_trains(node) for node in nodes)
+        trials = self.search.next_trials(free)
+        trains = sum(_trains(trial.plan) for trial in trials)
         self.slots.release(free - trains)
-        for node in nodes:
-            self.submit(node)
+        for trial in trials:
+            self.submit(trial)
         self.peak_running = max(self.peak_running, self._trials())
-        if trains < len(nodes):
+        if trains < len(trials):
             return True  # an evaluation-only node left its slot free: fill it now
         if self.score_tests and self.slots_held() < capacity:
             self._test_early()  # a slot the search cannot fill now: score the base on test in it
         if not self._trials():  # (a test scoring in flight is collected at the end)
-            waiting = free < want or self.researcher.retry_wait() is not None
-            if waiting and self.researcher.stop_reason() is None:
+            waiting = free < want or self.search.retry_wait() is not None
+            if waiting and self.search.stop_reason() is None:
                 self.sleep(POLL_S)  # work left, but no slot is ours yet, or a retry waits its delay
                 return True
             return False
@@ -151,41 +159,26 @@ class Orchestrator:
         return True
 
     def finish(self) -> RunEnd:
-        stop_reason = self.researcher.stop_reason()
+        stop_reason = self.search.stop_reason()
         reason = stop_reason or NOTHING_LEFT
         if self.score_tests:
             self._score_tests()
-        self.researcher.finish(reason)
-        if self.observer is not None:
-            self.observer.finished()
+        self.search.finish(reason)
         self.executor.close()
         self.slots.leave()
         return RunEnd(reason, self.peak_running, self.results, from_researcher=stop_reason is not None)
 
-    def submit(self, node: Node) -> None:
-        """Hand a started (running) node to the executor."""
-        handle = self.executor.submit(self._trial(node))
-        self.running[handle] = _Running(node.id, _trains(node), self.clock())
-        log.info("%s started (parent %s): %s", node.id, node.parent, node.plan.rationale)
+    def submit(self, trial: Trial) -> None:
+        """Hand a started trial to the executor."""
+        handle = self.executor.submit(trial)
+        self.running[handle] = _Running(trial.node_id, _trains(trial.plan), self.clock())
+        log.info("%s started (parent %s): %s", trial.node_id, trial.parent_id, trial.plan.rationale)
 
     def slots_held(self) -> int:
         return sum(r.holds_slot for r in self.running.values())
 
     def _trials(self) -> int:
         return sum(r.kind is TrialKind.train for r in self.running.values())
-
-    def _trial(self, node: Node, kind: TrialKind = TrialKind.train, threads: int | None = None) -> Trial:
-        if kind is TrialKind.test:  # the node's own checkpoint (none for the base model)
-            checkpoint = node.result.checkpoint if node.parent is not None and node.result else None
-            return Trial(node.id, node.attempts, node.plan, kind, node.parent, checkpoint,
-                         node.plan.train.mode is TrainMode.lora, threads)
-        parent = self.researcher.tree.get(node.parent) if node.parent else None
-        warm = bool(node.plan.train.warm_start and parent is not None and parent.result is not None)
-        return Trial(
-            node.id, node.attempts, node.plan, kind, node.parent,
-            parent.result.checkpoint if warm and parent and parent.result else None,
-            bool(warm and parent and parent.plan.train.mode is TrainMode.lora),
-        )
 
     # --- endings ------------------------------------------------------------------------
     def _collect_ready(self, timeout: float) -> None:
@@ -200,7 +193,7 @@ class Orchestrator:
 
     def classify(self, job: _Running, outcome: TrialOutcome) -> Result:
         """The Result to record for a trial's ending: the only place a failure gets its kind."""
-        held = _held(self.researcher.task.resources)
+        held = _held(self.search.task.resources)
         if outcome.fault is Fault.died:
             return self._failed(FailureKind.lost, outcome.message, job, held)
         if outcome.fault is Fault.raised:
@@ -215,7 +208,7 @@ class Orchestrator:
         return result
 
     def enforce_timeouts(self) -> None:
-        limit = self.researcher.task.budget.trial_timeout_seconds
+        limit = self.search.task.budget.trial_timeout_seconds
         for handle, job in list(self.running.items()):
             if self.clock() - job.started <= limit:
                 continue
@@ -225,14 +218,13 @@ class Orchestrator:
             if job.kind is TrialKind.test:
                 self._tested(job.node_id, {"error": f"timeout: ran past {limit:.0f} s"})
             else:
-                held = _held(self.researcher.task.resources)
+                held = _held(self.search.task.resources)
                 self._record(job, self._failed(FailureKind.timeout, f"ran past {limit:.0f} s", job, held))
 
     def _record(self, job: _Running, result: Result) -> None:
         self.slots.release(int(job.holds_slot))
-        self.researcher.on_result(job.node_id, result)
+        self.search.on_result(job.node_id, result)
         self.results += 1
-        self._ended(job.node_id)
         log.info("%s %s metric=%s", job.node_id, result.outcome.value, result.metric)
 
     def _failed(self, kind: FailureKind, message: str, job: _Running, held: float = 0.0) -> Result:
@@ -241,41 +233,34 @@ class Orchestrator:
         return Result(outcome=Outcome.failed, failure=kind, error=message,
                       cost=Cost(wall_seconds=wall, compute_seconds=wall * held))
 
-    def _ended(self, node_id: str) -> None:
-        node = self.researcher.tree.get(node_id)
-        if self.observer is not None and node.status.done and node.result is not None:
-            self.observer.node_ended(node)
-
     # --- the test split -----------------------------------------------------------------
     def _test_early(self) -> None:
         """The base model's test score does not depend on the search: take it in a slot that the search
         leaves idle, rather than at the end (the search never reads it)."""
         if any(r.kind is TrialKind.test for r in self.running.values()):
             return
-        for node in self.researcher.to_test_early():
-            self._start_test(node)
+        for trial in self.tests.to_test(early=True):
+            self._start_test(trial)
 
-    def _start_test(self, node: Node, threads: int | None = None) -> None:
-        handle = self.executor.submit(self._trial(node, TrialKind.test, threads))
-        self.running[handle] = _Running(node.id, False, self.clock(), TrialKind.test)
-        log.info("%s: scoring on the test split", node.id)
+    def _start_test(self, trial: Trial, threads: int | None = None) -> None:
+        handle = self.executor.submit(replace(trial, threads=threads))
+        self.running[handle] = _Running(trial.node_id, False, self.clock(), TrialKind.test)
+        log.info("%s: scoring on the test split", trial.node_id)
 
     def _tested(self, node_id: str, scored: dict[str, Any]) -> None:
-        self.researcher.on_test(node_id, scored)
-        if self.observer is not None:
-            self.observer.node_tested(node_id, scored)
+        self.tests.on_test(node_id, scored)
 
     def _score_tests(self) -> None:
         """After the search: the base model (unless scored already while a slot was idle) and the best
         nodes on validation, as many at once as there are trial slots (a resumed run scores only those
         still missing)."""
         self._drain()
-        pending = self.researcher.to_test()
+        pending = self.tests.to_test(early=False)
         slots = self.slots.capacity()
         while pending:
             wave, pending = pending[:slots], pending[slots:]
-            for node in wave:
-                self._start_test(node, self._test_threads(slots, len(wave)))
+            for trial in wave:
+                self._start_test(trial, self._test_threads(slots, len(wave)))
             self._drain()
 
     def _drain(self) -> None:
@@ -288,15 +273,15 @@ class Orchestrator:
         are free by then, so a lone test score (the usual case: the base was scored during the search)
         uses them all rather than one. None (as trials have it) with shared slots, whose other runs may
         still be training, and on GPUs."""
-        r = self.researcher.task.resources
+        r = self.search.task.resources
         if self.slots.shared or r.gpus_per_worker:
             return None
         cpus = min(os.cpu_count() or 1, int(slots * r.num_workers * r.cpus_per_worker))
         return max(1, cpus // max(1, tests))
 
 
-def _trains(node: Node) -> bool:
-    return node.plan.train.mode is not TrainMode.none
+def _trains(plan: Plan) -> bool:
+    return plan.train.mode is not TrainMode.none
 
 
 def _held(r: Resources) -> float:
