@@ -60,8 +60,9 @@ class HeuristicPlanner:
         if node.parent is None:
             candidates = [*self._drafts(node.plan, profile), *self._rate_moves(tree, node, profile)]
         else:
-            candidates = self._refinements(node, diagnose(node), profile, warm_chain(tree, node),
-                                           continuation_epochs(tree, node))
+            candidates = [*self._rate_moves(tree, node, profile, limit=1),
+                          *self._refinements(node, diagnose(node), profile, warm_chain(tree, node),
+                                             continuation_epochs(tree, node))]
         chosen: list[Plan] = []
         for plan in self._rank(node.plan, candidates, memory):
             if len(chosen) == k:
@@ -107,20 +108,24 @@ class HeuristicPlanner:
             drafts.insert(1, drafts.pop(lora_at))
         return drafts
 
-    def _rate_moves(self, tree: SearchTree, node: Node, profile: dict[str, Any]) -> list[Plan]:
-        """Runs from scratch at the rates a Gaussian process over the drafts' results expects to
-        improve most (``rates.suggest_rates``), each mode's recipe otherwise the drafts'."""
+    def _rate_moves(self, tree: SearchTree, node: Node, profile: dict[str, Any], limit: int = 2) -> list[Plan]:
+        """Runs from scratch at the rates a Gaussian process over the results near ``node`` (the drafts,
+        its siblings and children) expects to improve most (``rates.suggest_rates``), with ``node``'s
+        data recipe and each mode's draft recipe."""
         rates = draft_rates(profile.get("model") or {})
+        near = {n.id: n for n in (*tree.children(tree.root), *tree.siblings(node), *tree.children(node))} \
+            if tree.root is not None else {}
         points = [RatePoint(n.plan.train.mode.value, n.plan.train.learning_rate, n.metric)
-                  for n in tree.children(node)
+                  for n in near.values()
                   if n.ok and n.metric is not None and not n.plan.train.warm_start
                   and n.plan.train.mode is not TrainMode.none]
         out = []
-        for s in suggest_rates(points, {"full": rates.full, "lora": rates.lora}):
+        for s in suggest_rates(points, {"full": rates.full, "lora": rates.lora}, limit):
             train = _draft_recipe(TrainMode(s.mode), s.lr, rates)
-            out.append(Plan(train=train, seed=self.task.search.seed,
-                            rationale=f"{s.mode} at lr {s.lr:g}: the rate model's best bet "
-                            f"(predicted {s.mean:.3f} from {len(points)} results)"))
+            out.append(node.plan.model_copy(update={
+                "train": train, "seed": self.task.search.seed,
+                "rationale": f"{s.mode} at lr {s.lr:g}: the rate model's best bet "
+                f"(predicted {s.mean:.3f} from {len(points)} results)"}))
         return out
 
     # --- refinements of a trained node ------------------------------------------------
