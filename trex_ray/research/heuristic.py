@@ -60,7 +60,7 @@ class HeuristicPlanner:
         if node.parent is None:
             candidates = [*self._drafts(node.plan, profile), *self._rate_moves(tree, node, profile)]
         else:
-            candidates = [*self._rate_moves(tree, node, profile, limit=1),
+            candidates = [*self._rate_moves(tree, node, profile, limit=2),
                           *self._refinements(node, diagnose(node), profile, warm_chain(tree, node),
                                              continuation_epochs(tree, node))]
         chosen: list[Plan] = []
