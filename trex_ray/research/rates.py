@@ -23,7 +23,7 @@ LENGTH = 0.5  # decades: how far a result informs its neighbours (0.25, 0.35, 0.
 MODE_CORRELATION = 0.8  # how much a full fine-tune's result says of a LoRA run at the same relative rate
 NOISE = 0.05  # a run's metric noise (one standard deviation): seeds and the validation set's size
 GRID = tuple(round(-1.5 + 0.1 * i, 2) for i in range(20))  # x from -1.5 to +0.4 decades
-TRUST = 2 * LENGTH  # decades: proposals stay this close to a rate tried (in either mode), as a trust region
+TRUST = 1.5 * LENGTH  # decades: proposals stay this close to a rate tried (either mode): a trust region (2 and 3 x measured worse)
 MIN_GAP = 0.15  # decades: a rate this close to one tried in its mode is not proposed again
 
 
