@@ -1,7 +1,11 @@
 """The offline default planner: diagnose the parent, then propose the fixes an engineer would try.
 
 * root (the base model): diverse drafts — full fine-tuning at a few learning rates, LoRA,
-  and a cleaned-data variant when the data profile shows noise or duplicates;
+  and a cleaned-data variant when the data profile shows noise or duplicates; once they are used,
+  the rate model's bets (``rates.py``: a small Gaussian process over the drafts' metrics against
+  the learning rate, relative to each mode's rule rate, so that one mode's result informs the other);
+* every refinement starts with the rate model's bets (from scratch, the node's data recipe), fitted
+  on the results near the node (the drafts, its siblings and children);
 * diverged / failed: the same plan at a lower learning rate;
 * under-fit (validation loss still falling at the end): warm-start from the parent and train
   longer, paying only the extra epochs; or a higher learning rate;
@@ -108,7 +112,8 @@ class HeuristicPlanner:
             drafts.insert(1, drafts.pop(lora_at))
         return drafts
 
-    def _rate_moves(self, tree: SearchTree, node: Node, profile: dict[str, Any], limit: int = 2) -> list[Plan]:
+    def _rate_moves(self, tree: SearchTree, node: Node, profile: dict[str, Any],
+                    limit: int = 2) -> list[Plan]:
         """Runs from scratch at the rates a Gaussian process over the results near ``node`` (the drafts,
         its siblings and children) expects to improve most (``rates.suggest_rates``), with ``node``'s
         data recipe and each mode's draft recipe."""
@@ -220,7 +225,8 @@ def _draft_recipe(mode: TrainMode, lr: float, rates: DraftRates) -> TrainRecipe:
     """A draft's recipe for ``mode`` at ``lr``: a pretrained model's short runs report twice (each
     report costs a validation-loss pass)."""
     every = 0.5 if rates.pretrained else TrainRecipe().eval_every_fraction
-    lora = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": rates.lora_dropout} if mode is TrainMode.lora else {}
+    lora = ({"lora_r": 16, "lora_alpha": 32, "lora_dropout": rates.lora_dropout}
+            if mode is TrainMode.lora else {})
     return TrainRecipe(mode=mode, learning_rate=lr, epochs=rates.epochs, batch_size=rates.batch_size,
                        eval_every_fraction=every, **lora)
 

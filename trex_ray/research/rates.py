@@ -5,8 +5,10 @@ where those rules are off for a task, the results say so. This sampler reads the
 trained from scratch, places each at ``x = log10(lr / draft rate of its mode)`` (so that a full
 fine-tune and a LoRA run at the same distance from their rules' rates share what they teach: the
 rules put LoRA's rate at a fixed multiple of full fine-tuning's), fits a Gaussian process with a
-correlation ``MODE_CORRELATION`` between the modes, and proposes the rates of highest expected
-improvement over the best prediction, for each mode, away from rates already tried.
+correlation ``MODE_CORRELATION`` between the modes, and proposes, for each mode, the rate of highest
+expected improvement over the best prediction: away from rates already tried in that mode, and
+within a trust region (``TRUST``) of the rates tried, so that it steps out from what it knows rather
+than jumping to the edge of its range, where the uncertainty alone is largest.
 
 Example::
 
@@ -23,7 +25,8 @@ LENGTH = 0.5  # decades: how far a result informs its neighbours (0.25, 0.35, 0.
 MODE_CORRELATION = 0.8  # how much a full fine-tune's result says of a LoRA run at the same relative rate
 NOISE = 0.05  # a run's metric noise (one standard deviation): seeds and the validation set's size
 GRID = tuple(round(-1.5 + 0.1 * i, 2) for i in range(20))  # x from -1.5 to +0.4 decades
-TRUST = 1.5 * LENGTH  # decades: proposals stay this close to a rate tried (either mode): a trust region (2 and 3 x measured worse)
+# decades: proposals stay this close to a rate tried (in either mode), a trust region (2 and 3 x: worse)
+TRUST = 1.5 * LENGTH
 MIN_GAP = 0.15  # decades: a rate this close to one tried in its mode is not proposed again
 
 
@@ -42,7 +45,9 @@ class RateSuggestion:
     mean: float  # the model's prediction of its metric
 
 
-def suggest_rates(points: list[RatePoint], rule_rates: dict[str, float], limit: int = 2) -> list[RateSuggestion]:
+def suggest_rates(
+    points: list[RatePoint], rule_rates: dict[str, float], limit: int = 2
+) -> list[RateSuggestion]:
     """Up to ``limit`` rates (at most one a mode), the highest expected improvement first; [] without
     two results to fit. ``rule_rates``: each mode's draft rate (the origin of its ``x``)."""
     pts = [p for p in points if p.mode in rule_rates and p.lr > 0 and math.isfinite(p.metric)]
