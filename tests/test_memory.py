@@ -62,6 +62,12 @@ def test_k_micro_batches_train_as_one_batch_k_times_larger(plain: Result, cache:
     assert plain.curve[-1].val_loss < plain.curve[0].val_loss  # it learned: the curves compared move
 
 
+def test_zero3_accumulates_micro_batches_as_one_batch(plain: Result, cache: Path, tmp_path: Path) -> None:
+    """The loop calls the decoder itself, not engine.forward, where ZeRO-3 counts micro-batches: without
+    that count each micro-batch's gradient replaced the one before (step 3's loss 10.9 against 9.8)."""
+    _same_curve(plain, _train(_task(zero_stage=3, gradient_accumulation_steps=4), cache, tmp_path / "z3acc"))
+
+
 def test_gradient_checkpointing_gives_the_same_losses(plain: Result, cache: Path, tmp_path: Path) -> None:
     _same_curve(plain, _train(_task(gradient_checkpointing=True), cache, tmp_path / "ckpt"))
 

@@ -167,6 +167,9 @@ class _Run:
         """The mean token loss of the batch's answers (HF's causal-LM loss), computing the output layer
         only where a label is scored: the prompt's positions never reach the vocabulary-wide logits,
         which on a 49 k vocabulary and short answers are most of a step's memory traffic."""
+        clear = getattr(self.engine.optimizer, "clear_backward_seen_flag", None)
+        if clear is not None:  # what engine.forward does first: ZeRO-3 counts its micro-batches there, and
+            clear()            # without it each accumulated micro-batch's gradient replaces the last one's
         lm = self.engine.module
         lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         body, head = lm.get_decoder(), lm.get_output_embeddings()
