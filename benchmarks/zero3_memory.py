@@ -11,6 +11,11 @@ checkpoint save is left out (ZeRO-3 gathers the whole model on rank 0 to save it
 peak less the resident set before the model loads (torch, DeepSpeed and the data: the same in both),
 i.e. what the model costs. The model and data come from ``$TREX_HOME`` (else ``<repo>/.cache``).
 
+Both stages run the same trial settings: 4 rows per worker per step, sequences of at most 128 tokens,
+gradient checkpointing (``resources.gradient_checkpointing``, the memory setting a user would pick;
+``--no-gradient-checkpointing`` for without) and glibc's mmap threshold fixed (``train_loop`` does it for
+every stage).
+
     PYTHONPATH=. python benchmarks/zero3_memory.py [--steps 4] [--out benchmarks/results/zero3_memory.json]
 """
 
@@ -154,7 +159,7 @@ def _prepare(rows: int) -> tuple[str, str]:
     return str(base), str(data.path)
 
 
-def measure(stage: int, steps: int, base: str, data: str) -> list[dict[str, Any]]:
+def measure(stage: int, steps: int, base: str, data: str, checkpointing: bool) -> list[dict[str, Any]]:
     from trex_ray.execute.launch import free_port
     from trex_ray.spec import TrainRecipe
 
@@ -164,7 +169,8 @@ def measure(stage: int, steps: int, base: str, data: str) -> list[dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="trex-zero3-") as tmp:
         config = {"base_dir": base, "train_path": f"{data}/train", "val_path": f"{data}/val",
                   "output_dir": f"{tmp}/ckpt", "mode": "full", "recipe": recipe.model_dump(mode="json"),
-                  "seed": 0, "max_seq_len": 128, "val_max_examples": 8, "num_threads": 1}
+                  "seed": 0, "max_seq_len": 128, "val_max_examples": 8, "num_threads": 1,
+                  "gradient_checkpointing": checkpointing}  # as run_plan passes resources.*
         mp.spawn(_worker, args=(2, free_port(), config, tmp), nprocs=2, join=True)
         return [json.loads(Path(tmp, f"rank{r}.json").read_text()) for r in range(2)]
 
@@ -174,14 +180,18 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps (2 workers x 4 rows each)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "zero3_memory.json"))
     parser.add_argument("--stages", default="0,3", help="stages to measure now; others are kept from --out")
+    parser.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false",
+                        help="keep every layer's activations (resources.gradient_checkpointing: false)")
     args = parser.parse_args()
     base, data = _prepare(args.steps * 8)
     result: dict[str, Any] = {"model": "builtin:smollm2-135m", "workers": 2, "backend": "gloo (CPU)",
-                              "dtype": "float32", "mode": "full", "steps": args.steps}
-    if Path(args.out).is_file():
-        result |= {k: v for k, v in json.loads(Path(args.out).read_text()).items() if k.startswith("zero")}
+                              "dtype": "float32", "mode": "full", "steps": args.steps,
+                              "gradient_checkpointing": args.checkpointing}
+    earlier = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    if all(earlier.get(k) == result[k] for k in ("steps", "gradient_checkpointing")):  # same trial settings
+        result |= {k: v for k, v in earlier.items() if k.startswith("zero")}
     for stage in (int(s) for s in args.stages.split(",")):
-        result[f"zero{stage}"] = measure(stage, args.steps, base, data)
+        result[f"zero{stage}"] = measure(stage, args.steps, base, data, args.checkpointing)
         print(f"ZeRO-{stage}:", json.dumps(result[f"zero{stage}"]), flush=True)
     for key in ("peak_mib", "model_cost_mib"):
         z0 = max(r[key] for r in result["zero0"])

@@ -92,7 +92,55 @@ def init_distributed() -> tuple[int, int]:
     if torch.cuda.is_available():  # this worker's GPU among those its machine's workers see
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    if backend == "gloo":
+        gather_and_scatter_in_place()
     return dist.get_rank(), dist.get_world_size()
+
+
+def _all_gather_in_place(output_tensor: torch.Tensor, input_tensor: torch.Tensor, group: Any = None,
+                         async_op: bool = False) -> Any:
+    n = input_tensor.numel()
+    out = output_tensor.view(-1)
+    out.zero_()
+    out.narrow(0, dist.get_rank(group) * n, n).copy_(input_tensor.view(-1))
+    return dist.all_reduce(output_tensor, group=group, async_op=async_op)  # x + 0 is x: exact
+
+
+def _reduce_scatter_in_place(output_tensor: torch.Tensor, input_tensor: torch.Tensor, op: Any = None,
+                             group: Any = None, async_op: bool = False) -> Any:
+    dist.all_reduce(input_tensor, op=op if op is not None else dist.ReduceOp.SUM, group=group)
+    n = output_tensor.numel()
+    mine = input_tensor.view(-1).narrow(0, dist.get_rank(group) * n, n)
+    if mine.data_ptr() != output_tensor.data_ptr():  # DeepSpeed's ZeRO-3 scatters into its own input
+        output_tensor.view(-1).copy_(mine)
+    return _Done() if async_op else None
+
+
+class _Done:
+    """The handle of a collective that has completed already."""
+
+    def wait(self, timeout: Any = None) -> bool:
+        return True
+
+
+def gather_and_scatter_in_place() -> None:
+    """Let DeepSpeed's all-gathers and reduce-scatters on gloo (CPU) run as in-place all-reduces.
+
+    gloo's ``all_gather_into_tensor`` copies the whole gathered tensor once more, and its
+    ``reduce_scatter_tensor`` takes 1.5 times its input besides (measured: 218 / 162 MiB of peak for a
+    108 MiB tensor, where ``all_reduce`` takes 2 MiB). Under ZeRO-3 that lands on every gathered
+    parameter and every reduced gradient: SmolLM2's 108 MiB embedding is gathered and reduced each step.
+    An all-reduce of the zero-padded partition gathers it (x + 0 is exact), an all-reduce of the
+    gradient and a slice scatters it (the input is DeepSpeed's scratch buffer; it keeps no use of it),
+    at twice the bytes sent: a CPU worker is short of memory long before its loopback is short of
+    bandwidth. ZeRO-0 all-reduces already and is not changed."""
+    from deepspeed.comm import comm as ds_comm
+
+    backend = ds_comm.cdb
+    if backend is None or not hasattr(backend, "all_gather_function"):
+        return
+    backend.all_gather_function = _all_gather_in_place
+    backend.reduce_scatter_function = _reduce_scatter_in_place
 
 
 # --- launching here ---------------------------------------------------------------------------

@@ -167,6 +167,9 @@ class _Run:
         """The mean token loss of the batch's answers (HF's causal-LM loss), computing the output layer
         only where a label is scored: the prompt's positions never reach the vocabulary-wide logits,
         which on a 49 k vocabulary and short answers are most of a step's memory traffic."""
+        clear = getattr(self.engine.optimizer, "clear_backward_seen_flag", None)
+        if clear is not None:  # what engine.forward does first: ZeRO-3 counts its micro-batches there, and
+            clear()            # without it each accumulated micro-batch's gradient replaces the last one's
         lm = self.engine.module
         lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         body, head = lm.get_decoder(), lm.get_output_embeddings()
@@ -354,11 +357,10 @@ def _num_threads(config: dict[str, Any]) -> int:
 def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     """Train one plan on this worker; see the module docstring for ``config`` and the result."""
     torch.set_num_threads(_num_threads(config))
+    return_freed_memory()  # every stage alike (benchmarks/zero3_memory.py compares them under it)
     seed_all(int(config["seed"]))
     rank, world = init_distributed()
     run = _Run(config, rank, world)
-    if run.stage == 3:  # memory is the point of ZeRO-3; the effect on step time is not measured yet
-        return_freed_memory()
     try:
         run.build()
         status = run.run()
