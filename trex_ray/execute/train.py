@@ -357,10 +357,11 @@ def _num_threads(config: dict[str, Any]) -> int:
 def train_loop(config: dict[str, Any]) -> dict[str, Any]:
     """Train one plan on this worker; see the module docstring for ``config`` and the result."""
     torch.set_num_threads(_num_threads(config))
-    return_freed_memory()  # every stage alike (benchmarks/zero3_memory.py compares them under it)
     seed_all(int(config["seed"]))
     rank, world = init_distributed()
     run = _Run(config, rank, world)
+    if run.stage == 3:  # memory is the point of ZeRO-3; its cost in step time is not measured yet, so
+        return_freed_memory()  # other stages keep glibc's default (benchmarks/zero3_memory.py: both)
     try:
         run.build()
         status = run.run()
