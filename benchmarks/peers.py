@@ -7,7 +7,8 @@ so that ``Orchestrator`` (``trex_ray/research/orchestrator.py``) runs it over th
 ones it asked for at a report — PBT's exploit, or its member's next chunk), *what to do with a running
 trial* (``on_progress``: the strategy's ``on_report``; a replacement is a STOP and the next trial) and
 *what came of it* (``on_result``: the last report, then ``on_end``). The executor's view of a trial
-(``latest``: its ``Job`` and last ``Report``) is what a strategy reads.
+(``latest``: its ``Job`` and last ``Report``) is what a strategy reads. ``fresh_first``: a new trial of
+the strategy's before the ones it asked for (the real-trial check's order, ``real_peers.py``).
 
 Example::
 
@@ -22,44 +23,53 @@ from sim import Action, Job, JobSpec, Outcome, Report, SimCluster, Strategy
 from sim_executor import SimExecutor
 from surrogate import SurrogateExecutor
 
-from trex_ray.spec import Decision, Progress, Result, TaskSpec
+from trex_ray.spec import Decision, FailureKind, Progress, Result, TaskSpec
 from trex_ray.spec import Outcome as TrialEnd
 from trex_ray.spec.trial import Trial
 
 
 class JobView(Protocol):
-    """What an executor shows of a peer's trial: its job and its latest report."""
+    """What an executor shows of a peer's trial: its job and its latest report (None: it ended before
+    a report the strategy may read, as a trial the budget cut)."""
 
-    def latest(self, trial_id: str) -> tuple[Job, Report]: ...
+    def latest(self, trial_id: str) -> tuple[Job, Report | None]: ...
 
 
 class PeerSearcher:
     """A ``Strategy`` as the trial loop's ``Searcher`` and ``Scheduler`` (``view``: set by the runner)."""
 
-    def __init__(self, strategy: Strategy, task: TaskSpec) -> None:
-        self.strategy, self.task = strategy, task
+    def __init__(self, strategy: Strategy, task: TaskSpec, fresh_first: bool = False) -> None:
+        self.strategy, self.task, self.fresh_first = strategy, task, fresh_first
         self.view: JobView | None = None
         self.specs: dict[str, JobSpec] = {}  # trial id -> the strategy's job (the executor runs it)
-        self.queue: list[JobSpec] = []  # trials the strategy asked for at a report: started first
+        self.queue: list[JobSpec] = []  # trials the strategy asked for at a report
         self.count = 0
 
     # --- Searcher ---------------------------------------------------------------------------
     def next_trials(self, slots: int) -> list[Trial]:
+        """Up to ``slots`` trials: those the strategy asked for at a report first (or, ``fresh_first``,
+        its new ones first), then the others."""
         if slots <= 0:
             return []
-        specs, self.queue = self.queue[:slots], self.queue[slots:]
-        if len(specs) < slots:
-            specs += self.strategy.next_jobs(slots - len(specs))
+        if self.fresh_first:
+            specs = self.strategy.next_jobs(slots)
+            k = slots - len(specs)
+            specs, self.queue = specs + self.queue[:k], self.queue[k:]
+        else:
+            specs, self.queue = self.queue[:slots], self.queue[slots:]
+            if len(specs) < slots:
+                specs += self.strategy.next_jobs(slots - len(specs))
         return [self._trial(spec) for spec in specs]
 
     def on_result(self, trial_id: str, result: Result) -> None:
         """The trial ended at its last report: finished or diverged (the strategy reads that report, and
-        may continue it), or stopped there by the strategy's own answer."""
+        may continue it), or ended early — stopped there by the strategy's own answer, cut by the budget
+        (no report), or failed otherwise."""
         job, report = self._latest(trial_id)
-        stopped = result.outcome is TrialEnd.stopped
-        if not stopped:
+        ran_out = result.outcome is TrialEnd.finished or result.failure is FailureKind.diverged
+        if ran_out and report is not None:
             self._ask(job, report)
-        self.strategy.on_end(job, report, stopped=stopped)
+        self.strategy.on_end(job, report, stopped=not ran_out)
         del self.specs[trial_id]
 
     def stop_reason(self) -> str | None:
@@ -74,6 +84,7 @@ class PeerSearcher:
     # --- Scheduler ----------------------------------------------------------------------------
     def on_progress(self, trial_id: str, progress: Progress, attempt: int | None = None) -> Decision:
         job, report = self._latest(trial_id)
+        assert report is not None, "PeerSearcher: a progress report the executor did not show"
         return Decision.CONTINUE if self._ask(job, report) is Action.CONTINUE else Decision.STOP
 
     # --- glue -----------------------------------------------------------------------------------
@@ -92,7 +103,7 @@ class PeerSearcher:
         self.specs[trial_id] = spec
         return Trial(node_id=trial_id, attempt=1, plan=spec.plan)
 
-    def _latest(self, trial_id: str) -> tuple[Job, Report]:
+    def _latest(self, trial_id: str) -> tuple[Job, Report | None]:
         assert self.view is not None, "PeerSearcher: no executor view set"
         return self.view.latest(trial_id)
 

@@ -2,7 +2,8 @@
 
 The three strategies of ``strategies.py`` — the same objects the simulation runs — hand out their
 trials here to ``run_plan`` in this process (the embedded real model on ``tweet_sentiment``, CPU, one
-trial at a time), not to the surrogate; trex through its production trial loop (``real_tree.py``).
+trial at a time), not to the surrogate, each through trex's production trial loop (``Orchestrator``
+with the in-process executor): trex's Researcher in ``real_tree.py``, a peer in ``real_peers.py``.
 Compute is the trials' own seconds (``Result.cost``); when it reaches ``--budget`` the running trial is
 stopped and the strategy ends. A stopped trial keeps no
 checkpoint; a warm start continues its parent's checkpoint (``JobSpec.parent.key`` carries the path).
@@ -26,43 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, emit, machine  # also puts benchmarks/ and the repo on sys.path
-from sim import Action, JobSpec, Report
 from space import plan_from_config
 from strategies import STRATEGIES, TreeSearch, sentiment_task
-from surrogate import State
 
-from trex_ray.spec import Decision, Outcome, Plan, Progress, TaskSpec, TrainMode
-
-
-@dataclass
-class RealRun:
-    """What the strategies read off a running trial (``sim.Simulation``'s part they use)."""
-
-    plan: Plan
-    start: State
-    end_state: State = field(default_factory=State)
-
-    def state_at(self, fraction: float) -> State:
-        """A checkpoint exists only at a trial's end; before it, the one the trial started from."""
-        return self.end_state if fraction >= 1.0 and self.end_state.key != "base" else self.start
-
-
-@dataclass
-class RealJob:
-    spec: JobSpec
-    sim: RealRun
-    started: float
-    id: int
-    index: int = 0
-    elapsed: float = 0.0
-    uncharged: float = 0.0  # compute-seconds of an evaluation the strategy does not use
-    reports: list[Report] = field(default_factory=list)
-
-    def time_of(self, k: int) -> float:
-        return self.started + self.elapsed
-
-    def report(self, k: int) -> Report:
-        return self.reports[k]
+from trex_ray.execute.context import ProgressFn
+from trex_ray.spec import Outcome, Plan, Result, TaskSpec, TrainMode
 
 
 @dataclass
@@ -88,7 +57,9 @@ def check_task(seed: int, test_rows: int | None = None, model: str | None = None
 
 
 class RealEngine:
-    """One trial at a time through ``run_plan``; the budget counts the trials' compute-seconds."""
+    """Real trials through ``run_plan``, one at a time, and the pick's test score; the budget counts the
+    trials' compute-seconds. The strategies' trial loop is the production one (``real_tree.run_tree``,
+    ``real_peers.run_peer``)."""
 
     def __init__(
         self, budget: float, work: Path, seed: int, threads: int = 1, task: TaskSpec | None = None
@@ -96,134 +67,35 @@ class RealEngine:
         self.budget, self.work, self.seed, self.threads = budget, work, seed, threads
         self.task = task or sentiment_task(seed)
 
-    def run(self, strategy: Any) -> RealOutcome:
-        out, queue, best_val, best_metric = RealOutcome(), [], math.inf, -math.inf
-        while out.compute < self.budget:
-            # a new trial first (PBT: until its population is out), then the continuations in turn
-            fresh = strategy.next_jobs(1)
-            if not fresh and not queue:
-                break
-            spec = fresh[0] if fresh else queue.pop(0)
-            job = RealJob(spec, RealRun(spec.plan, spec.parent or State()), out.compute, out.trials)
-            out.trials += 1
-            result, replacement, cut = self._run(job, strategy, out.compute)
-            out.compute += job.elapsed
-            ok = result.outcome is Outcome.finished
-            diverged = result.failure is not None and result.failure.value == "diverged"
-            if ok and spec.plan.train.mode is not TrainMode.none:
-                job.sim.end_state = State(key=result.checkpoint or "base")
-            final = Report(
-                1.0,
-                spec.plan.train.epochs,
-                _last_val(result),
-                math.nan,
-                result.metric if ok and spec.evaluate_at else None,
-                final=True,
-                diverged=diverged,
-            )
-            row = {
-                "job": job.id,
-                "tag": str(spec.tag),
-                "plan": _brief(spec.plan),
-                "outcome": result.outcome.value,
-                "metric": result.metric,
-                "val_loss": final.val_loss,
-                "seconds": round(job.elapsed, 1),
-                "uncharged_s": round(job.uncharged, 1),
-                "timings": result.provenance.get("timings", {}),
-                "compute": round(out.compute, 1),
-                "warm": spec.parent is not None,
-                **({"error": result.error} if result.error else {}),
-            }
-            out.log.append(row)
-            print(strategy.name, row, flush=True)
-            if cut or replacement is not None or not (ok or diverged):
-                out.stopped += 1
-                strategy.on_end(
-                    job, None if cut else (job.reports[-1] if job.reports else None), stopped=True
-                )
-                queue += [replacement] if replacement is not None else []
-                continue
-            job.reports.append(final)
-            job.index = len(job.reports) - 1
-            action = strategy.on_report(job, final)
-            if isinstance(action, JobSpec):  # PBT: the member goes on (or is exploited) in a new chunk
-                queue.append(action)
-            strategy.on_end(job, final, stopped=False)
-            if final.metric is not None and final.metric > best_metric:
-                best_metric = final.metric
-                out.observed.append((out.compute, final.metric))
-                out.pick = {
-                    "plan": spec.plan,
-                    "checkpoint": result.checkpoint,
-                    "metric": final.metric,
-                    "compute": out.compute,
-                    "adapter": spec.plan.train.mode is TrainMode.lora,
-                }
-            if spec.select_by_val and ok and math.isfinite(final.val_loss) and final.val_loss < best_val:
-                best_val = final.val_loss
-                out.pick = {
-                    "plan": spec.plan,
-                    "checkpoint": result.checkpoint,
-                    "val_loss": best_val,
-                    "compute": out.compute,
-                    "adapter": spec.plan.train.mode is TrainMode.lora,
-                }
-        return out
-
-    def _run(self, job: RealJob, strategy: Any, spent: float) -> tuple[Any, JobSpec | None, bool]:
+    def run_trial(self, name: str, key: str, plan: Plan, progress: ProgressFn,
+                  parent_checkpoint: str | None = None, parent_adapter: bool = False) -> Result:
+        """One real trial: ``run_plan`` here (evaluation on ``hf``), its reports to ``progress``; its files
+        under ``work/<name>/<key>``."""
         from trex_ray.execute.context import RunContext
         from trex_ray.execute.launch import InProcessLauncher
         from trex_ray.execute.run_plan import run_plan
 
-        t0, state = time.perf_counter(), {"replacement": None, "cut": False}
-
-        def progress(p: Progress) -> Decision:
-            if spent + time.perf_counter() - t0 >= self.budget:
-                state["cut"] = True
-                return Decision.STOP
-            report = Report(
-                p.fraction,
-                job.spec.plan.train.epochs * p.fraction,
-                p.val_loss if p.val_loss is not None else math.nan,
-                p.train_loss,
-                None,
-                final=False,
-                diverged=False,
-            )
-            job.reports.append(report)
-            job.index = len(job.reports) - 1
-            action = strategy.on_report(job, report)
-            if isinstance(action, JobSpec):
-                state["replacement"] = action
-            return Decision.STOP if action is not Action.CONTINUE else Decision.CONTINUE
-
-        parent = (
-            job.spec.parent.key if job.spec.parent is not None and job.spec.parent.key != "base" else None
-        )
         ctx = RunContext(
             task=self.task,
-            node_id=f"{strategy.name}-{job.id}",
-            work_dir=self.work / strategy.name / str(job.id),
+            node_id=f"{name}-{key}",
+            work_dir=self.work / name / key,
             cache_dir=self.work / "cache",
             launcher=InProcessLauncher(self.threads),
-            parent_checkpoint=parent,
-            parent_adapter=job.spec.plan.train.mode is TrainMode.lora,
+            parent_checkpoint=parent_checkpoint,
+            parent_adapter=parent_adapter,
             on_progress=progress,
         )
-        result = run_plan(
-            job.spec.plan.model_copy(
-                update={"eval": job.spec.plan.eval.model_copy(update={"backend": "hf"})}
-            ),
-            ctx,
-        )
-        # run_plan scores every finished trial on the validation rows; a strategy that reads no metric
-        # (PBT: ``evaluate_at=()``) would not run that evaluation, so it is not charged (as simulated)
-        timings = result.provenance.get("timings", {})
-        unused = 0.0 if job.spec.evaluate_at else float(timings.get("eval_s", 0.0))
-        job.uncharged = unused * result.cost.compute_seconds / max(result.cost.wall_seconds, 1e-9)
-        job.elapsed = result.cost.compute_seconds - job.uncharged
-        return result, state["replacement"], bool(state["cut"])
+        return run_plan(plan.model_copy(update={"eval": plan.eval.model_copy(update={"backend": "hf"})}), ctx)
+
+    @staticmethod
+    def uncharged(result: Result, evaluated: bool) -> float:
+        """Compute-seconds not charged: ``run_plan`` scores every finished trial on the validation rows; a
+        strategy that reads no metric (PBT: ``evaluate_at=()``) would not run that evaluation (as
+        simulated)."""
+        if evaluated:
+            return 0.0
+        unused = float(result.provenance.get("timings", {}).get("eval_s", 0.0))
+        return unused * result.cost.compute_seconds / max(result.cost.wall_seconds, 1e-9)
 
     def score_pick(self, out: RealOutcome, name: str) -> dict[str, Any]:
         """The pick's validation metric (if not measured) and test score: not charged."""
@@ -263,6 +135,33 @@ def _device() -> str:
 def _last_val(result: Any) -> float:
     vals = [p.val_loss for p in result.curve if p.val_loss is not None]
     return vals[-1] if vals else math.nan
+
+
+def log_trial(out: RealOutcome, name: str, tag: str, plan: Plan, result: Result, uncharged: float,
+              warm: bool) -> None:
+    """The trial's row of the result file (``trials_log``), after ``out.compute`` counted it."""
+    row = {
+        "job": len(out.log),
+        "tag": tag,
+        "plan": _brief(plan),
+        "outcome": result.outcome.value,
+        "metric": result.metric,
+        "val_loss": _last_val(result),
+        "seconds": round(result.cost.compute_seconds - uncharged, 1),
+        "uncharged_s": round(uncharged, 1),
+        "timings": result.provenance.get("timings", {}),
+        "compute": round(out.compute, 1),
+        "warm": warm,
+        **({"error": result.error} if result.error else {}),
+    }
+    out.log.append(row)
+    print(name, row, flush=True)
+
+
+def pick(out: RealOutcome, plan: Plan, result: Result, **measured: float) -> None:
+    """The strategy's pick is now this trial's checkpoint (``measured``: ``metric`` or ``val_loss``)."""
+    out.pick = {"plan": plan, "checkpoint": result.checkpoint, **measured, "compute": out.compute,
+                "adapter": plan.train.mode is TrainMode.lora}
 
 
 def _brief(plan: Plan) -> str:
@@ -349,7 +248,8 @@ def main() -> None:
     for name in ("trex_ray", "ray", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from real_tree import run_tree  # (it imports this module)
+    from real_peers import run_peer  # (they import this module)
+    from real_tree import run_tree
 
     if args.backend == "nccl":
         nccl_world_of_one()
@@ -388,8 +288,9 @@ def main() -> None:
         engine = RealEngine(budget, work, args.seed, args.threads, task)
         strategy = STRATEGIES[name](args.seed)
         t1 = time.perf_counter()
-        try:  # trex: its production trial loop (real_tree.py); the peers: RealEngine.run
-            out = run_tree(engine, strategy) if isinstance(strategy, TreeSearch) else engine.run(strategy)
+        run = run_tree if isinstance(strategy, TreeSearch) else run_peer
+        try:  # the production trial loop: trex's Researcher (real_tree.py), a peer's strategy (real_peers.py)
+            out = run(engine, strategy)
         finally:
             if isinstance(strategy, TreeSearch):
                 strategy.close()

@@ -113,7 +113,7 @@ class GreedyPolicy:
 
 class TreeSearch:
     """The real Researcher, run by its production trial loop: on the simulated cluster (``run``) or on
-    real trials (``real_check.RealEngine.run_tree``). ``policy``: None for trex's UCTPolicy."""
+    real trials (``real_tree.run_tree``). ``policy``: None for trex's UCTPolicy."""
 
     name = "trex"
 

@@ -193,6 +193,64 @@ def test_a_strategy_that_selects_by_validation_loss_pays_no_evaluation():
     assert out.curve and not out.observed and math.isfinite(out.best_val)
 
 
+class _Chunks:
+    """Two members, each asking for its next chunk at its final report (PBT's shape)."""
+
+    name = "chunks"
+
+    def __init__(self) -> None:
+        self.started, self.asked, self.ended = 0, [], []
+
+    def next_jobs(self, free: int) -> list[sim.JobSpec]:
+        n = min(free, 2 - self.started)
+        out = [sim.JobSpec(tag=f"m{self.started + i}", plan=_plan(epochs=1)) for i in range(n)]
+        self.started += n
+        return out
+
+    def on_report(self, job: sim.Job, report: sim.Report) -> sim.Action | sim.JobSpec:
+        self.asked.append(job.spec.tag)
+        if not report.final:
+            return sim.Action.CONTINUE
+        return sim.JobSpec(tag=f"{job.spec.tag}+", plan=_plan(epochs=1))
+
+    def on_end(self, job: sim.Job, last: sim.Report | None, stopped: bool) -> None:
+        self.ended.append((job.spec.tag, last is None, stopped))
+
+
+def test_a_peer_starts_its_new_trials_first_when_asked_and_hears_of_a_cut_without_a_report():
+    """``PeerSearcher``: by default the trials a strategy asked for at a report start first (the
+    simulation's order), with ``fresh_first`` its new ones (the real-trial check's); a trial that ended
+    with no report to read (cut by the budget) reaches ``on_end`` as stopped, unasked."""
+    from strategies import sentiment_task
+
+    from trex_ray.spec import Outcome, Result
+
+    shown: dict[str, tuple[sim.Job, sim.Report | None]] = {}
+
+    class View:
+        def latest(self, trial_id: str) -> tuple[sim.Job, sim.Report | None]:
+            return shown[trial_id]
+
+    def run(fresh_first: bool, cut_last: bool = False) -> tuple[list[str], _Chunks]:
+        strategy, tags = _Chunks(), []
+        peer = peers.PeerSearcher(strategy, sentiment_task(0), fresh_first=fresh_first)
+        peer.view = View()
+        for k in range(4):
+            [trial] = peer.next_trials(1)
+            spec = peer.spec_of(trial)
+            tags.append(spec.tag)
+            cut = cut_last and k == 3
+            final = sim.Report(1.0, 1.0, 0.5, 0.5, 0.6, final=True, diverged=False)
+            shown[trial.node_id] = (sim.Job(spec, None, 0.0), None if cut else final)  # type: ignore[arg-type]
+            peer.on_result(trial.node_id, Result(outcome=Outcome.stopped if cut else Outcome.finished))
+        return tags, strategy
+
+    assert run(False)[0] == ["m0", "m0+", "m0++", "m0+++"]
+    tags, strategy = run(True, cut_last=True)
+    assert tags == ["m0", "m1", "m0+", "m1+"] and strategy.asked == ["m0", "m1", "m0+"]
+    assert strategy.ended[-1] == ("m1+", True, True) and strategy.ended[0] == ("m0", False, False)
+
+
 def test_curve_helpers():
     curve = [(10.0, 0.5), (30.0, 0.7), (50.0, 0.65)]
     assert (
@@ -212,16 +270,20 @@ def test_every_strategy_runs_on_a_small_budget(name):
 
 @pytest.mark.slow
 def test_real_check_runs_real_trials_within_the_budget_and_scores_the_pick(tmp_path):
-    """PBT on real trials of the tiny model: compute is the trials' own seconds less the validation
-    scoring PBT never reads, a trial running at the budget is cut, and the pick is scored on the test rows."""
+    """PBT on real trials of the tiny model, through the production trial loop (``real_peers.py``): compute
+    is the trials' own seconds less the validation scoring PBT never reads, a trial running at the budget
+    is cut, its population's new members run before their continuations, and the pick is scored on the
+    test rows."""
     import real_check
+    from real_peers import run_peer
     from strategies import tune_pbt
 
     task = real_check.check_task(0, test_rows=32, model="builtin:tiny-llama")
     assert task.data.eval.limit == 32 and task.data.val_size == 128 and task.model.id == "builtin:tiny-llama"
     engine = real_check.RealEngine(20.0, tmp_path, 0, task=task)
-    out = engine.run(tune_pbt(0))
+    out = run_peer(engine, tune_pbt(0))
     assert out.trials >= 2 and out.compute >= 20.0 and not out.observed
+    assert [row["tag"] for row in out.log[:2]] == ["p0000", "p0001"]  # a new member before a continuation
     assert out.compute == pytest.approx(sum(row["seconds"] for row in out.log), abs=0.1 * len(out.log))
     finished = [row for row in out.log if row["outcome"] == "finished"]
     assert finished and all(row["uncharged_s"] > 0 for row in finished)
