@@ -253,6 +253,7 @@ def drive(
     report_progress: bool = True,
     max_steps: int = 1000,
     running: Iterable[str] = (),
+    run_trial: Callable[[Trial], Result] | None = None,
 ) -> DriveLog:
     """Run a Researcher through the production trial loop (``research/orchestrator.py``) with the
     in-process executor over the synthetic ``executor`` and ``slots`` trial slots.
@@ -261,6 +262,7 @@ def drive(
     arrive out of dispatch order, as they do on a cluster. ``running``: nodes the caller started
     already (they get results like the others). ``max_results``: stop (as a crash would) after that
     many results, leaving the rest running. No test-split scoring (the synthetic executor has none).
+    ``run_trial``: a trial's result from the whole trial (its node id too) instead of ``executor(plan)``.
     """
     from trex_ray.execute.inprocess import InProcessExecutor
     from trex_ray.research.orchestrator import FixedSlots, Orchestrator
@@ -269,7 +271,7 @@ def drive(
     log = DriveLog(reason=None)
 
     def run(trial: Trial, progress: Callable[[Progress], Decision]) -> Result:
-        result = executor(trial.plan)
+        result = run_trial(trial) if run_trial is not None else executor(trial.plan)
         if report_progress:
             result, was_stopped = run_with_progress(progress, result)
             log.early_stops += was_stopped

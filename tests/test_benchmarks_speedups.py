@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from factories import TreeBuilder, diverged, finished, make_plan, make_task, stopped
+from factories import TreeBuilder, diverged, drive, finished, make_plan, make_task, stopped
 
 from trex_ray.research import InsightMemory, Researcher
 from trex_ray.research.heuristic import MAX_WARM_CHAIN, MIN_LR_FRACTION, HeuristicPlanner, warm_chain
@@ -84,11 +84,9 @@ def test_insight_memory_index_grows_with_the_records():
 def test_next_candidate_ranking_matches_the_full_sort(tmp_path):
     r = Researcher.open(tmp_path / "run", make_task())
     rng = random.Random(0)
-    r.next_nodes(1)
-    r.on_result(ROOT_ID, finished(0.3))
-    for _ in range(12):
-        for node in r.next_nodes(2):
-            r.on_result(node.id, finished(rng.uniform(0.3, 0.9)))
+    # the production trial loop, 2 slots, 25 results (the base at 0.3, the rest random)
+    drive(r, slots=2, max_results=25, report_progress=False,
+          run_trial=lambda t: finished(0.3 if t.node_id == ROOT_ID else rng.uniform(0.3, 0.9)))
 
     def full_sort():
         pool = [n for n in r.tree if (n.expandable or n.parent is None) and n.id not in r._no_ideas]

@@ -7,12 +7,13 @@ import random
 from pathlib import Path
 
 import pytest
-from factories import TreeBuilder, finished, make_plan, make_task, synthetic_result
+from factories import TreeBuilder, drive, finished, make_plan, make_task, synthetic_result
 
 from trex_ray.cli import main
 from trex_ray.research import Researcher
 from trex_ray.research.retention import base_dependency, deletable
-from trex_ray.spec import SpecError, TrainMode
+from trex_ray.spec import Result, SpecError, TrainMode
+from trex_ray.spec.trial import Trial
 from trex_ray.store import Store
 from trex_ray.tree import EventKind, NodeStatus
 
@@ -73,24 +74,23 @@ def _result(node, folder: Path, rng: random.Random):  # type: ignore[no-untyped-
 
 
 def _search(run_dir: Path, keep: int, seed: int = 0, stop_after: int | None = None) -> Researcher:
-    """A 20-node search with 3 trials in flight; every warm start checks its parent's files at start. (20:
-    the planner's rate-model bets come first in each refinement, so warm starts come after a dozen nodes.)"""
+    """A 20-node search with 3 trials in flight, through the production trial loop (``factories.drive``);
+    every warm start checks its parent's files as it trains. (20: the planner's rate-model bets come
+    first in each refinement, so warm starts come after a dozen nodes.) ``stop_after``: a crash after
+    that many results, trials still running."""
     task = make_task([f"search.keep_checkpoints={keep}", "budget.max_nodes=20", "search.seed=0"])
     r = Researcher.open(run_dir, task, profile={"noise_estimate": 0.2, "duplicate_fraction": 0.05})
-    rng, running, done = random.Random(seed), [], 0
-    while True:
-        running += r.next_nodes(3 - len(running))
-        for node in running:
-            if node.plan.train.warm_start and node.parent != "n0":
-                parent = r.tree.get(node.parent)  # type: ignore[arg-type]
-                assert Path(parent.result.checkpoint).is_dir(), f"{node.id} would warm-start from nothing"  # type: ignore[union-attr]
-        if not running or (stop_after is not None and done >= stop_after):
-            if not running:
-                r.finish(r.stop_reason() or "done")
-            return r
-        node = running.pop(rng.randrange(len(running)))
-        r.on_result(node.id, _result(node, run_dir / "nodes", rng))
-        done += 1
+    rng = random.Random(seed)
+
+    def train(trial: Trial) -> Result:
+        node = r.tree.get(trial.node_id)
+        if node.plan.train.warm_start and node.parent != "n0":
+            parent = r.tree.get(node.parent)  # type: ignore[arg-type]
+            assert Path(parent.result.checkpoint).is_dir(), f"{node.id} would warm-start from nothing"  # type: ignore[union-attr]
+        return _result(node, run_dir / "nodes", rng)
+
+    drive(r, slots=3, seed=seed, max_results=stop_after, report_progress=False, run_trial=train)
+    return r
 
 
 def _on_disk(run_dir: Path) -> set[str]:
