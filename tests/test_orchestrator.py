@@ -89,9 +89,14 @@ def test_classify_owns_every_failure_kind(tmp_path: Path) -> None:
     assert error.failure is FailureKind.error and error.cost.compute_seconds == 0.0
     failed = Result(outcome=Outcome.failed, failure=FailureKind.error, error="connection refused")
     assert orch.classify(job, TrialOutcome(result=failed)).failure is FailureKind.error
-    moved = orch.classify(job, TrialOutcome(result=failed, evaluator_lost=True))
+    moved = orch.classify(job, TrialOutcome(result=failed, lost="the run's evaluator was lost"))
     assert moved.failure is FailureKind.lost
     assert moved.error == "the run's evaluator was lost (connection refused)"
+    worker = orch.classify(job, TrialOutcome(result=failed, lost="training worker 0 was lost"))
+    assert worker.failure is FailureKind.lost
+    assert worker.error == "training worker 0 was lost (connection refused)"
+    diverged = failed.model_copy(update={"failure": FailureKind.diverged})
+    assert orch.classify(job, TrialOutcome(result=diverged, lost="training worker 0 was lost")) == diverged
     for bad in (math.nan, math.inf):
         unscored = Result(outcome=Outcome.finished, metric=bad)
         assert orch.classify(job, TrialOutcome(result=unscored)).metric is None

@@ -44,19 +44,18 @@ class Failing:
         raise self.exc
 
 
-def test_finalize_turns_an_error_into_lost_only_when_a_worker_died() -> None:
+def test_the_launcher_says_why_a_launch_was_lost_and_finalize_leaves_the_failure_alone() -> None:
     error = Result(outcome=Outcome.failed, failure=FailureKind.error, error="TrainingError: x", cost=Cost())
     dead = wrapped({0: WorkerHealthCheckFailedError("died", ActorDiedError())})
     launcher = TrialLauncher(Failing(dead), "n1")
     with pytest.raises(TrainingError):
         launcher.launch(lambda c: c, {})
-    assert launcher.finalize(error).failure is FailureKind.lost
+    assert launcher.lost == "training worker 0 was lost (its process or machine died)"
+    assert launcher.finalize(error) == error  # the kind is the trial loop's to decide (test_orchestrator)
     code = TrialLauncher(Failing(wrapped({0: ValueError("bad")})), "n2")
     with pytest.raises(TrainingError):
         code.launch(lambda c: c, {})
-    assert code.finalize(error).failure is FailureKind.error
-    diverged = error.model_copy(update={"failure": FailureKind.diverged})
-    assert launcher.finalize(diverged).failure is FailureKind.diverged
+    assert code.lost is None and code.finalize(error).failure is FailureKind.error
 
 
 def test_shipping_maps_cache_entries_and_the_parent(tmp_path: Path) -> None:

@@ -202,9 +202,9 @@ class Orchestrator:
         assert result is not None
         if result.metric is not None and not math.isfinite(result.metric):  # NaN or inf: no score
             result = result.model_copy(update={"metric": None})
-        if result.failure is FailureKind.error and outcome.evaluator_lost:  # its machine died
+        if result.failure is FailureKind.error and outcome.lost:  # a worker, a machine or the evaluator died
             result = result.model_copy(update={"failure": FailureKind.lost,
-                                               "error": f"the run's evaluator was lost ({result.error})"})
+                                               "error": f"{outcome.lost} ({result.error})"})
         return result
 
     def enforce_timeouts(self) -> None:

@@ -81,7 +81,8 @@ class NodeRunner:
         return True
 
     def run(self, job: NodeJob, researcher: Any, evaluator: Any = None) -> dict[str, Any]:
-        """``evaluator``: the run's Evaluator actor (runtime/evaluator.py), or None to evaluate here."""
+        """``evaluator``: the run's Evaluator actor (runtime/evaluator.py), or None to evaluate here.
+        Returns ``{"result": the Result as JSON, "lost": why a training worker or machine died, or None}``."""
         from trex_ray.execute.run_plan import run_plan
         from trex_ray.runtime.evaluator import EvaluatorClient
 
@@ -103,8 +104,10 @@ class NodeRunner:
             evaluator=EvaluatorClient(evaluator) if evaluator is not None else None,
             tensorboard_dir=Path(job.tensorboard_dir) if job.tensorboard_dir else None,
         )
-        # a NaN metric is made None by the trial loop (research/orchestrator.py), which classifies results
-        return launcher.finalize(run_plan(plan, ctx)).model_dump(mode="json")
+        # the trial loop (research/orchestrator.py) classifies: a NaN metric unscored, an error ``lost``
+        # when ``lost`` says a worker or its machine died
+        result = launcher.finalize(run_plan(plan, ctx))
+        return {"result": result.model_dump(mode="json"), "lost": launcher.lost}
 
     def test(self, job: NodeJob, checkpoint: str | None, adapter: bool,
              evaluator: Any = None, threads: int | None = None) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 as ``NodeRunner.run`` (its progress goes to the Researcher actor's ``report_progress``), a test trial
 as ``NodeRunner.test``. It turns what Ray says into facts for the orchestrator, which classifies them:
 a dead runner or an object lost with its machine is ``Fault.died``, a raised task ``Fault.raised``, a
-trial error while the run's evaluator has died ``evaluator_lost``. A runner whose trial failed in any
+trial error while one of its training workers (``NodeRunner``'s ``lost``) or the run's evaluator died
+carries ``lost``. A runner whose trial failed in any
 way is not reused. It owns the run's evaluator (``runtime/evaluator.py``), made at the first submit.
 ``RaySlots``: the cluster's trial slots, or a share of a ``SlotPool`` (``runtime/pool.py``).
 
@@ -144,7 +145,8 @@ class RayExecutor:
             self.runners.give_back(runner, healthy="error" not in scored)
             return TrialOutcome(scores=scored)
         try:
-            result = Result.model_validate(ray.get(ref))
+            reply = ray.get(ref)
+            result = Result.model_validate(reply["result"])
         except RayActorError as exc:
             outcome = TrialOutcome(fault=Fault.died, message=f"the node's worker died: {exc}".splitlines()[0])
         except RayTaskError as exc:
@@ -152,8 +154,10 @@ class RayExecutor:
         except RayError as exc:  # its object or owner was lost with a machine: the cluster's fault
             outcome = TrialOutcome(fault=Fault.died, message=f"{type(exc).__name__}: {exc}".splitlines()[0])
         else:
-            lost = result.failure is FailureKind.error and not self._evaluator_alive()
-            outcome = TrialOutcome(result=result, evaluator_lost=lost)
+            lost = reply.get("lost")
+            if lost is None and result.failure is FailureKind.error and not self._evaluator_alive():
+                lost = "the run's evaluator was lost"
+            outcome = TrialOutcome(result=result, lost=lost)
         # a runner whose trial failed in any way is not trusted with the next node
         healthy = outcome.result is not None and outcome.result.failure is None
         self.runners.give_back(runner, healthy=healthy)

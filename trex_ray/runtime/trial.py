@@ -8,14 +8,16 @@
   by content hash), each worker pulls what its machine lacks, and rank 0 uploads the new
   checkpoint to ``<run>/nodes/<id>/checkpoint`` before returning, so the checkpoint is stored
   before the Researcher journals ``node_finished``;
-* **failure kinds** — a worker or machine that died (not an exception of the training code) makes
-  the attempt ``lost``, which the Researcher may retry elsewhere; a raised error stays ``error``;
+* **why a launch failed** — ``lost``: a worker or machine died (not an exception of the training
+  code), which the NodeRunner hands back beside the result; the trial loop
+  (``research/orchestrator.py``), which alone classifies failures, then records the attempt ``lost``
+  (retried elsewhere) instead of ``error``;
 * **test faults** — ``runtime/faults.py``, inert unless ``TREX_TEST_FAULTS`` is set.
 
 Example::
 
     launcher = TrialLauncher(RayTrainLauncher(...), node_id="n3", attempt=1, shipping=None)
-    result = launcher.finalize(run_plan(plan, ctx_with(launcher)))
+    result = launcher.finalize(run_plan(plan, ctx_with(launcher)))  # and launcher.lost: why, if lost
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_ray.runtime import faults
-from trex_ray.spec import FailureKind, Result
+from trex_ray.spec import Result
 from trex_ray.store.files import download_dir, ensure_local, is_complete_dir, join, upload_dir
 
 log = logging.getLogger(__name__)
@@ -125,13 +127,10 @@ class TrialLauncher:
         return result
 
     def finalize(self, result: Result) -> Result:
-        """The Result to journal: ``lost`` when a worker died, the stored checkpoint's URI."""
-        update: dict[str, Any] = {}
-        if self.lost and result.failure is FailureKind.error:
-            update |= {"failure": FailureKind.lost, "error": f"{self.lost} ({result.error})"}
+        """The trial's Result with the stored checkpoint's URI (a failure's kind is not decided here)."""
         if self.checkpoint_uri and result.checkpoint:
-            update["checkpoint"] = self.checkpoint_uri
-        return result.model_copy(update=update) if update else result
+            return result.model_copy(update={"checkpoint": self.checkpoint_uri})
+        return result
 
 
 def lost_reason(exc: BaseException) -> str | None:

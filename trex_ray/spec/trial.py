@@ -59,7 +59,8 @@ class TrialOutcome:
     scores: dict[str, Any] | None = None
     fault: Fault | None = None
     message: str = ""  # the fault's one-line reason
-    evaluator_lost: bool = False  # the run's shared evaluator died meanwhile: an error is the cluster's
+    lost: str | None = None  # why an error was the cluster's, not the code's: a training worker, its
+    #                          machine or the run's shared evaluator died (the orchestrator: ``lost``)
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.result, self.scores, self.fault)) != 1:
