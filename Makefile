@@ -9,7 +9,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install install-dev demo test test-suites test-fast test-distributed chaos lint clean
+.PHONY: install install-dev demo test test-suites test-fast test-system chaos lint clean
 
 # `install`: what trex needs to run (the demo); `install-dev`: that plus the test and benchmark tools.
 install: $(STAMP)
@@ -38,8 +38,10 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 demo: install
 	$(VENV)/bin/trex run tweet_sentiment --max-nodes 5 --run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
+# The per-commit suite (what CI runs; goal < 20 min on 2 cores): every unit, contract and in-process test,
+# the Ray executor, evaluator and Ray Train paths, and real-model trials of a few steps.
 test: install-dev
-	$(PY) -m pytest -q --durations=15 -m "not suite"
+	$(PY) -m pytest -q --durations=15 -m "not suite and not system"
 
 # Whole benchmark suites at once through Ray (the ten FT-Bench fixture tasks): many minutes, 2 cores busy.
 test-suites: install-dev
@@ -48,10 +50,11 @@ test-suites: install-dev
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not ray and not slow"
 
-# Multi-node placement, injected faults, `ray job submit`, S3 storage (also part of `make test`).
-test-distributed: install-dev
-	$(PY) -m pytest -q tests/test_distributed.py tests/test_faults_ray.py tests/test_jobs.py \
-		tests/test_store_contract.py tests/test_loop_ray.py
+# Whole `trex` processes end to end on Ray clusters of their own (~25 min on 2 cores, not part of `make
+# test`): multi-node placement and a node removed mid-trial, injected faults and a killed Researcher actor,
+# `ray job submit`, `trex bench` with a restarted actor, an S3 run killed and resumed elsewhere.
+test-system: install-dev
+	$(PY) -m pytest -q --durations=15 -m system
 
 # 20 random SIGKILLs of the driver, 20 resumes, completed nodes lost (benchmarks/RESULTS.md).
 chaos: install-dev

@@ -18,7 +18,7 @@ from ray_head import ray_head
 from trex_ray.report.text import eval_backends
 from trex_ray.store import read_tree
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.system]  # `make test-system`
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 SMALL = ["data.train.0.limit=500", "data.eval.limit=100"]  # seconds per trial, not minutes

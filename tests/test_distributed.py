@@ -24,7 +24,7 @@ from trex_ray.tree import NodeStatus
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.system]  # `make test-system`
 
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).
 FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf",

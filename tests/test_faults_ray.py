@@ -23,7 +23,7 @@ from factories import counted
 from trex_ray.store import read_tree
 from trex_ray.tree import EventKind, NodeStatus
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.system]  # `make test-system`
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_evaluator_ray).

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from ray_head import RAY, ray_head
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.system]  # `make test-system`
 
 REPO = Path(__file__).resolve().parents[1]
 TREX = [sys.executable, "-m", "trex_ray.cli"]

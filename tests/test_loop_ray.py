@@ -31,7 +31,7 @@ from s3_local import LocalS3, local_s3
 from trex_ray.store import Store, read_tree
 from trex_ray.tree import EventKind, NodeStatus, SearchTree
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.system]  # `make test-system`
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 # Seconds a trial; evaluation by HF (vLLM runs in test_eval_backends / test_jobs); no early stopping:

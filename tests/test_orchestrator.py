@@ -137,6 +137,34 @@ def test_the_observer_and_the_test_split(tmp_path: Path) -> None:
     assert seen.ends == 1 and r.tree.finished_reason == end.reason
 
 
+def test_in_the_last_stretch_an_idle_slot_scores_the_best_so_far_on_test(tmp_path: Path) -> None:
+    """Once no node waits and the node budget is spent, a slot the search can no longer fill scores the
+    best on validation so far while the last trials run, instead of after them: one test at a time,
+    never while nothing trains (the scores after the search use every CPU), never read by the search."""
+    sys.path.insert(0, str(BENCH))
+    from sim import SimCluster
+    from sim_executor import SimExecutor
+    from surrogate import CostModel, SurrogateExecutor, SurrogateModel
+
+    model = SurrogateModel.load()
+    r = _researcher(tmp_path, "budget.max_nodes=5", "search.test_top_k=1", "search.early_stopping=false")
+    sim = SimExecutor(SimCluster(SurrogateExecutor(model, CostModel.from_model(model), 0), 1e9),
+                      progress=r.on_progress)
+    Orchestrator(r, sim, FixedSlots(2), clock=lambda: sim.cluster.now).run()
+    events = list(r.store.events())
+    last_end = max(i for i, e in enumerate(events) if e.kind is EventKind.node_finished and e.node_id != "n0")
+    tested = [(i, e.node_id) for i, e in enumerate(events) if e.kind is EventKind.node_tested]
+    early = [(i, node) for i, node in tested if node != "n0" and i < last_end]
+    assert early, [(e.kind.value, e.node_id) for e in events]  # a trained node scored before the last ended
+    for i, node in early:  # it was the best on validation when it was scored
+        ended = [e for e in events[:i] if e.kind is EventKind.node_finished and e.node_id != "n0"]
+        scored = {e.node_id: e.payload["result"]["metric"] for e in ended if e.payload["result"]["metric"]}
+        assert node == max(scored, key=scored.__getitem__), (node, scored)
+    best = [n for n in r.tree.ranked() if n.parent is not None][0]
+    assert best.test is not None  # the best on validation has its test score, early or after the search
+    assert len({node for _, node in tested}) == len(tested)  # none scored twice
+
+
 def test_a_stop_cancels_what_runs_and_finishes_nothing(tmp_path: Path) -> None:
     r = _researcher(tmp_path, "budget.max_nodes=8")
     orch = Orchestrator(r, _inprocess(r), FixedSlots(3), score_tests=False)

@@ -600,11 +600,13 @@ def test_after_the_search_the_base_and_the_best_on_validation_are_scored_on_test
 
     r = open_run(tmp_path, "budget.max_nodes=6", "search.test_top_k=2")
     assert r.to_test_early() == []  # the base is not scored on validation yet
-    drive(r, slots=2)
+    drive(r, slots=2, max_results=3)
     assert [n.id for n in r.to_test_early()] == [ROOT_ID]  # may be taken while the search runs
+    drive(r, slots=2, running=[n.id for n in r.tree.with_status(NodeStatus.running)])
     wanted = r.to_test()
     ranked = [n for n in r.tree.ranked() if n.parent is not None]
     assert [n.id for n in wanted] == [ROOT_ID, ranked[0].id, ranked[1].id]
+    assert r.to_test_early() == wanted  # nothing waits and the node budget is spent: the last stretch
     for node in wanted:
         r.on_test(node.id, {"test_metric": (node.metric or 0) - 0.05, "rows": 320})
     assert r.to_test() == [] and r.to_test_early() == []  # a resumed run scores only what is missing
@@ -618,6 +620,21 @@ def test_after_the_search_the_base_and_the_best_on_validation_are_scored_on_test
     records = {n["id"]: n for n in info["nodes"]}
     assert records[ranked[2].id]["test_metric"] is None and records[ranked[2].id]["val_metric"] is not None
     assert verdict(replayed, r.task).startswith("test split: best")
+
+
+def test_under_keep_checkpoints_the_last_stretch_scores_only_checkpoints_that_outlast_it(tmp_path):
+    """Two running trials could push the leader out of the 2 kept checkpoints while it is scored: not yet;
+    with one left running, its place is safe."""
+    overrides = ("budget.max_nodes=4", "search.keep_checkpoints=2", "search.test_top_k=1",
+                 "search.early_stopping=false")
+    two = open_run(tmp_path, *overrides, name="two")
+    drive(two, slots=2, max_results=3)
+    assert not two.tree.with_status(NodeStatus.pending) and not two.budget.can_add_node()
+    assert len(two.running()) == 2 and [n.id for n in two.to_test_early()] == [ROOT_ID]
+    one = open_run(tmp_path, *overrides, name="one")
+    drive(one, slots=2, max_results=4)
+    leader = [n for n in one.tree.ranked() if n.parent is not None][0]
+    assert len(one.running()) == 1 and [n.id for n in one.to_test_early()] == [ROOT_ID, leader.id]
 
 
 def test_the_verdict_says_loudly_when_no_node_beat_the_base(tmp_path):

@@ -29,7 +29,7 @@ from tb_events import read_events
 
 from trex_ray.store import Store
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.system]  # `make test-system`
 
 TREX = [sys.executable, "-m", "trex_ray.cli"]
 FAST = ["data.train.0.limit=400", "data.eval.limit=100", "eval.backend=hf",

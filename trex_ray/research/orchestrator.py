@@ -147,7 +147,7 @@ class Orchestrator:
         if trains < len(trials):
             return True  # an evaluation-only node left its slot free: fill it now
         if self.score_tests and self.slots_held() < capacity:
-            self._test_early()  # a slot the search cannot fill now: score the base on test in it
+            self._test_early()  # a slot the search cannot fill now: a test score in it
         if not self._trials():  # (a test scoring in flight is collected at the end)
             waiting = free < want or self.search.retry_wait() is not None
             if waiting and self.search.stop_reason() is None:
@@ -235,11 +235,12 @@ class Orchestrator:
 
     # --- the test split -----------------------------------------------------------------
     def _test_early(self) -> None:
-        """The base model's test score does not depend on the search: take it in a slot that the search
-        leaves idle, rather than at the end (the search never reads it)."""
-        if any(r.kind is TrialKind.test for r in self.running.values()):
-            return
-        for trial in self.tests.to_test(early=True):
+        """Test scores that do not depend on what the search does next (the base model's; in the last
+        stretch the best so far): one at a time, in a slot that the search leaves idle, rather than at
+        the end (the search never reads them)."""
+        if not self._trials() or any(r.kind is TrialKind.test for r in self.running.values()):
+            return  # with no trial left, the scores after the search use every CPU instead
+        for trial in self.tests.to_test(early=True)[:1]:
             self._start_test(trial)
 
     def _start_test(self, trial: Trial, threads: int | None = None) -> None:

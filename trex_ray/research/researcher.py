@@ -324,18 +324,34 @@ class Researcher:
         """Nodes still to be scored on the test split: the base model and the ``search.test_top_k`` best
         on validation (trained nodes with a checkpoint). Asked once the search has stopped."""
         with self._lock:
-            root = self.tree.root
-            best = [n for n in self.tree.ranked() if n.parent is not None and n.result is not None
-                    and n.result.checkpoint and not n.checkpoint_deleted][: self.task.search.test_top_k]
-            wanted = ([root] if root is not None and root.ok else []) + best
-            return [n for n in wanted if n.test is None]
+            return [n for n in self._base() + self._best_trained() if n.test is None]
 
     def to_test_early(self) -> list[Node]:
-        """What may be scored on the test split while the search runs: the base model, once it has been
-        scored on validation (its test score cannot depend on the search, nor the search on it)."""
+        """What may be scored on the test split while the search runs, in a slot it leaves idle: the base
+        model once it is scored on validation (its test score cannot depend on the search, nor the search
+        on it); and in the search's last stretch (no node waits and the node budget is spent, so only
+        running trials are left) the best on validation so far, rather than after the last trial ends.
+        A node that loses its place is scored for nothing, never read: the search reads no test score.
+        Under ``search.keep_checkpoints`` only those whose checkpoints outlast the running trials' results
+        (retention could not delete one while it is being scored)."""
         with self._lock:
-            root = self.tree.root
-            return [root] if root is not None and root.ok and root.test is None else []
+            early = self._base()
+            if not self.tree.with_status(NodeStatus.pending) and not self.budget.can_add_node():
+                best, search = self._best_trained(), self.task.search
+                if search.keep_checkpoints is not None:
+                    safe = max(search.keep_checkpoints, search.test_top_k) - len(self.running())
+                    best = best[: max(0, safe)]
+                early += best
+            return [n for n in early if n.test is None]
+
+    def _base(self) -> list[Node]:
+        root = self.tree.root
+        return [root] if root is not None and root.ok else []
+
+    def _best_trained(self) -> list[Node]:
+        """The ``search.test_top_k`` best trained nodes on validation that have a checkpoint."""
+        return [n for n in self.tree.ranked() if n.parent is not None and n.result is not None
+                and n.result.checkpoint and not n.checkpoint_deleted][: self.task.search.test_top_k]
 
     def on_test(self, node_id: str, scored: dict[str, Any]) -> None:
         """Record a node's test score (or ``{"error": ...}``); the search never reads it."""
