@@ -193,3 +193,37 @@ def test_gloo_gathers_and_scatters_in_place_with_gloos_results(tmp_path: Path) -
         assert r["gather_same"] and r["scatter_same"]
         assert r["gloo_gather_mib"] > 48  # gloo's own copies the 64 MiB once more: the probe sees it
         assert r["gather_mib"] < 16 and r["scatter_mib"] < 16, r
+
+
+def test_tied_embedding_gradient_made_once_equals_autograds(cache: Path) -> None:
+    """``TiedGradient``: the tied weight's gradient made in the lookup's backward from the output layer's
+    factors is autograd's (two dense gradients summed), the padding row's included; not installed on an
+    untied or frozen embedding."""
+    import torch
+
+    from trex_ray.execute.models import _causal_lm, materialize_base_model
+    from trex_ray.execute.tied import TiedGradient
+
+    base = materialize_base_model(BASE.model, cache)
+    plain, tied = _causal_lm(base), _causal_lm(base)
+    assert TiedGradient.install(tied) is not None
+    pad = plain.get_input_embeddings().padding_idx
+    assert pad is not None  # the padding row must get no gradient from the lookup
+    ids = torch.randint(0, plain.config.vocab_size, (3, 17))
+    ids[:, :3] = pad  # left padding: later positions attend to it, so its rows' gradient is not zero
+    ids[:, 3:] = torch.where(ids[:, 3:] == pad, pad + 1, ids[:, 3:])
+    for model in (plain, tied):
+        body, head = model.get_decoder(), model.get_output_embeddings()
+        hidden = body(input_ids=ids).last_hidden_state
+        logits = head(hidden[:, :-1][ids[:, 1:] != pad])  # scored positions only, as the loop does
+        torch.nn.functional.cross_entropy(logits, ids[:, 1:][ids[:, 1:] != pad]).backward()
+    expected, got = plain.get_input_embeddings().weight.grad, tied.get_input_embeddings().weight.grad
+    assert got.abs().sum() > 0 and torch.allclose(got, expected, rtol=1e-5, atol=1e-7)
+    layer = [m.get_decoder().layers[0].mlp.up_proj.weight.grad for m in (plain, tied)]
+    assert torch.allclose(layer[1], layer[0], rtol=1e-5, atol=1e-7)
+    frozen = _causal_lm(base)
+    frozen.get_input_embeddings().weight.requires_grad_(False)
+    assert TiedGradient.install(frozen) is None
+    untied = _causal_lm(base)
+    untied.get_output_embeddings().weight = torch.nn.Parameter(untied.get_input_embeddings().weight.clone())
+    assert TiedGradient.install(untied) is None

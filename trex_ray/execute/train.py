@@ -12,6 +12,7 @@ and numbers only (plus an optional picklable progress callback)::
 Memory (``resources.*`` of the task): ``accumulation`` micro-batches per optimizer step (the plan's
 batch size stays the effective batch), ``gradient_checkpointing``, ``zero_stage`` (None: the plan's),
 ``offload`` (``none`` / ``optimizer`` / ``all``: ZeRO-Offload to CPU memory).
+A tied input embedding's gradient is made once, in the lookup's backward (``tied.py``).
 
 Long trials: with a ``checkpointer`` (``execute/context.py::TrialCheckpointer``, given by the Ray Train
 launcher) the loop saves its state every ``checkpointer.every`` steps (``execute/trial_state.py``) and,
@@ -46,6 +47,7 @@ from trex_ray.execute.encode import IGNORE, collate, encode_split
 from trex_ray.execute.engine import _engine, compile_layers, ds_config, partitioned_load, should_compile
 from trex_ray.execute.launch import init_distributed, return_freed_memory, seed_all
 from trex_ray.execute.models import load_for_training, training_base, write_checkpoint_meta
+from trex_ray.execute.tied import TiedGradient, skip_lookup_gather
 from trex_ray.execute.tracking import tb_writer
 from trex_ray.spec import Progress, TrainMode, TrainRecipe
 
@@ -109,11 +111,14 @@ class _Run:
         self.timings["load_s"] = time.perf_counter() - t0
         if c.get("gradient_checkpointing"):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.tied = TiedGradient.install(self.model)  # the tied embedding's gradient made once
         if should_compile(c.get("compile", "auto"), self.total):
             self.timings["compiled_layers"] = compile_layers(self.model)
         t0 = time.perf_counter()
         self.engine = _engine(self.model, self.recipe, self.micro, self.total, memory,
                               placed=self.partitioned)
+        if self.tied is not None and self.stage == 3:
+            skip_lookup_gather(self.tied)
         self.timings["deepspeed_init_s"] = time.perf_counter() - t0
         if self.checkpointer is not None:
             self._resume()
