@@ -50,7 +50,7 @@ test-suites: install-dev
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not ray and not slow"
 
-# Whole `trex` processes end to end on Ray clusters of their own (~25 min on 2 cores, not part of `make
+# Whole `trex` processes end to end on Ray clusters of their own (~15 min on 2 cores, not part of `make
 # test`): multi-node placement and a node removed mid-trial, injected faults and a killed Researcher actor,
 # `ray job submit`, `trex bench` with a restarted actor, an S3 run killed and resumed elsewhere.
 test-system: install-dev
