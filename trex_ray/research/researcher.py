@@ -319,7 +319,7 @@ class Researcher:
             waits = [_retry_at(n) - now for n in pending if not _due(n, now)]
             return max(0.0, min(waits)) if waits else None
 
-    # --- the test split: after the search, never during it ----------------------------------
+    # --- the test split: scored in slots the search leaves idle, never read by it ------------
     def to_test(self) -> list[Node]:
         """Nodes still to be scored on the test split: the base model and the ``search.test_top_k`` best
         on validation (trained nodes with a checkpoint). Asked once the search has stopped."""
