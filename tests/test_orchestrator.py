@@ -34,6 +34,18 @@ def _inprocess(researcher: Researcher, run: Any = None, test: Any = None) -> InP
                              test=test or (lambda trial: {"test_metric": 0.5, "test_metrics": {}}))
 
 
+def _simulated(researcher: Researcher) -> Any:
+    """The search benchmark's simulated executor (its trials take minutes of a simulated clock)."""
+    sys.path.insert(0, str(BENCH))
+    from sim import SimCluster
+    from sim_executor import SimExecutor
+    from surrogate import CostModel, SurrogateExecutor, SurrogateModel
+
+    model = SurrogateModel.load()
+    return SimExecutor(SimCluster(SurrogateExecutor(model, CostModel.from_model(model), 0), 1e9),
+                       progress=researcher.on_progress)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.ended: list[str] = []
@@ -103,16 +115,9 @@ def test_classify_owns_every_failure_kind(tmp_path: Path) -> None:
 
 
 def test_a_trial_past_its_timeout_is_cancelled_recorded_and_retried(tmp_path: Path) -> None:
-    sys.path.insert(0, str(BENCH))
-    from sim import SimCluster
-    from sim_executor import SimExecutor
-    from surrogate import CostModel, SurrogateExecutor, SurrogateModel
-
-    model = SurrogateModel.load()
     r = _researcher(tmp_path, "budget.max_nodes=2", "budget.trial_timeout_seconds=60",
                     "budget.retry_delay_seconds=0", "budget.max_retries=1")
-    sim = SimExecutor(SimCluster(SurrogateExecutor(model, CostModel.from_model(model), 0), 1e9),
-                      progress=r.on_progress)
+    sim = _simulated(r)
     # the simulated clock: an epoch takes minutes there, so every trained trial runs past 60 s
     Orchestrator(r, sim, FixedSlots(2), score_tests=False, clock=lambda: sim.cluster.now).run()
     trained = [n for n in r.tree if n.plan.train.mode is not TrainMode.none]
@@ -141,15 +146,8 @@ def test_in_the_last_stretch_an_idle_slot_scores_the_best_so_far_on_test(tmp_pat
     """Once no node waits and the node budget is spent, a slot the search can no longer fill scores the
     best on validation so far while the last trials run, instead of after them: one test at a time,
     never while nothing trains (the scores after the search use every CPU), never read by the search."""
-    sys.path.insert(0, str(BENCH))
-    from sim import SimCluster
-    from sim_executor import SimExecutor
-    from surrogate import CostModel, SurrogateExecutor, SurrogateModel
-
-    model = SurrogateModel.load()
     r = _researcher(tmp_path, "budget.max_nodes=5", "search.test_top_k=1", "search.early_stopping=false")
-    sim = SimExecutor(SimCluster(SurrogateExecutor(model, CostModel.from_model(model), 0), 1e9),
-                      progress=r.on_progress)
+    sim = _simulated(r)
     Orchestrator(r, sim, FixedSlots(2), clock=lambda: sim.cluster.now).run()
     events = list(r.store.events())
     last_end = max(i for i, e in enumerate(events) if e.kind is EventKind.node_finished and e.node_id != "n0")
